@@ -1,0 +1,434 @@
+//! The per-direction state machine: which bytes of a peer's stream may be forwarded as they are.
+
+use wsrelay_codec::{
+    apply_mask, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, Role, Utf8Validator,
+    MAX_CONTROL_PAYLOAD, RSV1,
+};
+
+use crate::Violation;
+
+/// Longest control frame on the wire: a 6-byte masked header and 125 payload bytes.
+pub const MAX_CONTROL_FRAME: usize = 6 + MAX_CONTROL_PAYLOAD as usize;
+
+/// Limits and checks applied to one direction of traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwarderConfig {
+    /// Whose frames are read: [`Role::Server`] for a client's frames, [`Role::Client`] for an upstream's.
+    pub role: Role,
+    /// RSV bits the negotiated extension allows on the first frame of a message ([`RSV1`] for permessage-deflate).
+    pub allowed_rsv: u8,
+    /// Largest frame payload accepted; `u64::MAX` for no limit.
+    pub max_frame_size: u64,
+    /// Largest message (sum of its fragments) accepted; `u64::MAX` for no limit.
+    pub max_message_size: u64,
+    /// Validate UTF-8 of uncompressed text messages as they stream through.
+    pub validate_utf8: bool,
+}
+
+impl ForwarderConfig {
+    /// Strict RFC 6455 checks for frames read by `role`, no size limits, UTF-8 validated.
+    pub fn new(role: Role) -> ForwarderConfig {
+        ForwarderConfig {
+            role,
+            allowed_rsv: 0,
+            max_frame_size: u64::MAX,
+            max_message_size: u64::MAX,
+            validate_utf8: true,
+        }
+    }
+}
+
+/// An unmasked close payload taken from the stream (at most 125 bytes, held inline).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ClosePayload {
+    bytes: [u8; MAX_CONTROL_PAYLOAD as usize],
+    len: u8,
+}
+
+impl ClosePayload {
+    /// The status code, if the frame carried one (already validated).
+    pub fn code(&self) -> Option<u16> {
+        match self.as_bytes() {
+            [hi, lo, ..] => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => None,
+        }
+    }
+
+    /// The reason text (already validated as UTF-8).
+    pub fn reason(&self) -> &str {
+        CloseFrame::parse(self.as_bytes()).map_or("", |c| c.reason)
+    }
+
+    /// The raw unmasked payload.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for ClosePayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosePayload")
+            .field("code", &self.code())
+            .field("reason", &self.reason())
+            .finish()
+    }
+}
+
+/// What stopped [`Forwarder::process`] before the end of its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A valid close frame, included in the forwarded bytes. Nothing after it is processed.
+    Close(ClosePayload),
+    /// The peer broke a rule. The offending frame is not included in the forwarded bytes
+    /// when it began in this input; see [`Step::mid_frame`].
+    Violation(Violation),
+}
+
+/// The result of feeding bytes to a [`Forwarder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes at the front of the input that are checked and may be forwarded unchanged.
+    pub forward: usize,
+    /// Bytes at the front of the input the forwarder has taken in: `forward`, plus a frame it
+    /// dropped because it broke a rule. The caller keeps `input[consumed..]` (a partial header or
+    /// control frame) and passes it again, followed by more bytes, in the next call.
+    pub consumed: usize,
+    /// True if the forwarded bytes end inside a frame's payload, so nothing else may be written
+    /// to the destination until the frame is complete.
+    pub mid_frame: bool,
+    /// Frames whose header was forwarded in this step.
+    pub frames: u64,
+    /// Why processing stopped early, if it did.
+    pub event: Option<Event>,
+}
+
+/// Where the reader stands in the peer's frame stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Expecting the next frame header.
+    Header,
+    /// Inside a data frame's payload.
+    Payload {
+        /// Payload bytes still to come.
+        remaining: u64,
+        /// Payload bytes already seen (the masking offset).
+        offset: u64,
+        /// Masking key, for unmasking text to validate.
+        mask: Option<[u8; 4]>,
+        /// Whether this frame ends its message.
+        fin: bool,
+    },
+    /// A close frame passed (or a violation happened): the stream is over.
+    Done,
+}
+
+/// The message a fragment sequence is building.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    /// No message open: the next data frame must be text or binary.
+    None,
+    /// A message is open; continuation frames extend it.
+    Open {
+        /// Bytes of payload so far.
+        size: u64,
+        /// UTF-8 validation applies (uncompressed text with validation on).
+        validate: bool,
+    },
+}
+
+/// Tracks one direction of a relayed connection and decides, without copying, which bytes may
+/// be forwarded.
+///
+/// Frames are checked header by header; data payloads pass through as they arrive (a frame of any
+/// size streams in pieces), control frames are taken whole so close payloads can be checked, and
+/// text is validated as UTF-8 on an unmasked copy, never in place. Forwarded bytes are the input
+/// bytes unchanged, masking key included (RFC 6455 §10.3 holds: the key is the client's own).
+///
+/// ```
+/// use wsrelay_codec::Role;
+/// use wsrelay_relay::{Forwarder, ForwarderConfig};
+///
+/// let mut f = Forwarder::new(ForwarderConfig::new(Role::Client));
+/// // An unmasked "hi" text frame from an upstream, then half of the next header.
+/// let step = f.process(&[0x81, 2, b'h', b'i', 0x82]);
+/// assert_eq!((step.forward, step.consumed, step.frames, step.mid_frame), (4, 4, 1, false));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    config: ForwarderConfig,
+    phase: Phase,
+    message: Message,
+    utf8: Utf8Validator,
+}
+
+impl Forwarder {
+    /// A forwarder at the start of a stream.
+    pub fn new(config: ForwarderConfig) -> Forwarder {
+        Forwarder {
+            config,
+            phase: Phase::Header,
+            message: Message::None,
+            utf8: Utf8Validator::new(),
+        }
+    }
+
+    /// The configuration this forwarder enforces.
+    pub fn config(&self) -> &ForwarderConfig {
+        &self.config
+    }
+
+    /// True between frames (the destination may take an injected control frame).
+    pub fn at_frame_boundary(&self) -> bool {
+        !matches!(self.phase, Phase::Payload { .. })
+    }
+
+    /// Payload bytes still to come in the data frame under way (0 between frames).
+    pub fn payload_remaining(&self) -> u64 {
+        match self.phase {
+            Phase::Payload { remaining, .. } => remaining,
+            _ => 0,
+        }
+    }
+
+    /// True once a close frame or a violation ended the stream.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// True while a fragmented message is open.
+    pub fn in_message(&self) -> bool {
+        matches!(self.message, Message::Open { .. })
+    }
+
+    /// Feeds the next bytes of the stream (beginning with what the previous step left unconsumed).
+    pub fn process(&mut self, input: &[u8]) -> Step {
+        let mut step = Step {
+            forward: 0,
+            consumed: 0,
+            mid_frame: false,
+            frames: 0,
+            event: None,
+        };
+        // Start of the data frame under way, if its header is in this input.
+        let mut frame_start: Option<usize> = None;
+        let mut pos = 0usize;
+        loop {
+            match self.phase {
+                Phase::Done => break,
+                Phase::Header => {
+                    let rest = &input[pos..];
+                    let parse_config = ParseConfig {
+                        role: self.config.role,
+                        allowed_rsv: self.config.allowed_rsv,
+                    };
+                    let (header, header_len) = match FrameHeader::parse(rest, parse_config) {
+                        Ok(Parse::Complete(h, n)) => (h, n),
+                        Ok(Parse::Incomplete(_)) => break,
+                        Err(e) => return self.fail(step, Some(pos), pos, pos, e.into()),
+                    };
+                    if let Err(v) = self.check_sequence(&header) {
+                        return self.fail(step, Some(pos), pos, pos, v);
+                    }
+                    if header.opcode.is_control() {
+                        // Bounded by the 125-byte rule the header parse enforced.
+                        let frame_len = header_len + header.payload_len as usize;
+                        let Some(frame) = rest.get(..frame_len) else {
+                            break;
+                        };
+                        if header.opcode == OpCode::Close {
+                            match close_payload(&header, &frame[header_len..]) {
+                                Ok(payload) => {
+                                    step.frames += 1;
+                                    pos += frame_len;
+                                    self.phase = Phase::Done;
+                                    step.event = Some(Event::Close(payload));
+                                }
+                                Err(v) => {
+                                    return self.fail(step, Some(pos), pos, pos + frame_len, v)
+                                }
+                            }
+                            break;
+                        }
+                        step.frames += 1;
+                        pos += frame_len;
+                        continue;
+                    }
+                    self.start_data_frame(&header);
+                    step.frames += 1;
+                    frame_start = Some(pos);
+                    pos += header_len;
+                    if header.payload_len == 0 {
+                        if let Err(v) = self.end_data_frame(header.fin) {
+                            step.frames -= 1;
+                            return self.fail(step, Some(pos - header_len), pos, pos, v);
+                        }
+                    }
+                }
+                Phase::Payload {
+                    remaining,
+                    offset,
+                    mask,
+                    fin,
+                } => {
+                    let available = (input.len() - pos) as u64;
+                    if available == 0 {
+                        break;
+                    }
+                    let take = remaining.min(available);
+                    let chunk = &input[pos..pos + take as usize];
+                    if let Message::Open { validate: true, .. } = self.message {
+                        if let Err(e) = validate_text(&mut self.utf8, chunk, mask, offset) {
+                            let end = pos + chunk.len();
+                            step.frames -= u64::from(frame_start.is_some());
+                            return self.fail(step, frame_start, pos, end, e.into());
+                        }
+                    }
+                    pos += chunk.len();
+                    if take == remaining {
+                        if let Err(v) = self.end_data_frame(fin) {
+                            // The frame's last byte completed an invalid text message.
+                            let checked = pos - chunk.len();
+                            step.frames -= u64::from(frame_start.is_some());
+                            return self.fail(step, frame_start, checked, pos, v);
+                        }
+                        frame_start = None;
+                    } else {
+                        self.phase = Phase::Payload {
+                            remaining: remaining - take,
+                            offset: offset + take,
+                            mask,
+                            fin,
+                        };
+                    }
+                }
+            }
+        }
+        step.forward = pos;
+        step.consumed = pos;
+        step.mid_frame = !self.at_frame_boundary();
+        step
+    }
+
+    /// Checks a header against the fragmentation rules, size limits and RSV placement.
+    fn check_sequence(&self, header: &FrameHeader) -> Result<(), Violation> {
+        let size_so_far = match (header.opcode, self.message) {
+            (OpCode::Continuation, Message::None) => return Err(Violation::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Message::Open { .. }) => {
+                return Err(Violation::MessageInterleaved)
+            }
+            (OpCode::Continuation, Message::Open { size, .. }) => size,
+            _ => 0,
+        };
+        if header.rsv != 0 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(Violation::ReservedBitsPlacement);
+        }
+        if header.opcode.is_control() {
+            return Ok(());
+        }
+        if header.payload_len > self.config.max_frame_size {
+            return Err(Violation::FrameTooBig {
+                size: header.payload_len,
+                limit: self.config.max_frame_size,
+            });
+        }
+        let size = size_so_far.saturating_add(header.payload_len);
+        if size > self.config.max_message_size {
+            return Err(Violation::MessageTooBig {
+                size,
+                limit: self.config.max_message_size,
+            });
+        }
+        Ok(())
+    }
+
+    fn start_data_frame(&mut self, header: &FrameHeader) {
+        match (header.opcode, &mut self.message) {
+            (OpCode::Continuation, Message::Open { size, .. }) => *size += header.payload_len,
+            (opcode, message) => {
+                // Compressed payloads (RSV1 under permessage-deflate) are not text on the wire.
+                let validate =
+                    self.config.validate_utf8 && opcode == OpCode::Text && header.rsv & RSV1 == 0;
+                *message = Message::Open {
+                    size: header.payload_len,
+                    validate,
+                };
+            }
+        }
+        self.phase = Phase::Payload {
+            remaining: header.payload_len,
+            offset: 0,
+            mask: header.mask,
+            fin: header.fin,
+        };
+    }
+
+    fn end_data_frame(&mut self, fin: bool) -> Result<(), Violation> {
+        self.phase = Phase::Header;
+        if fin {
+            let validate = matches!(self.message, Message::Open { validate: true, .. });
+            self.message = Message::None;
+            if validate {
+                self.utf8.finish()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream on a violation found in the frame that starts at `frame_start` in this
+    /// input, or (`None`) in an earlier input, in which case `checked` bytes of this input were
+    /// already forwardable. A frame that began in this input is dropped whole; one that began
+    /// earlier was partly forwarded, so the output stays mid-frame and only the unchecked rest
+    /// is withheld. `consumed` is where reading stopped.
+    fn fail(
+        &mut self,
+        mut step: Step,
+        frame_start: Option<usize>,
+        checked: usize,
+        consumed: usize,
+        v: Violation,
+    ) -> Step {
+        self.phase = Phase::Done;
+        step.forward = frame_start.unwrap_or(checked);
+        step.mid_frame = frame_start.is_none();
+        step.consumed = consumed.max(step.forward);
+        step.event = Some(Event::Violation(v));
+        step
+    }
+}
+
+/// Unmasks (on the stack) and checks a close payload.
+fn close_payload(header: &FrameHeader, payload: &[u8]) -> Result<ClosePayload, Violation> {
+    let mut close = ClosePayload {
+        bytes: [0; MAX_CONTROL_PAYLOAD as usize],
+        len: payload.len() as u8,
+    };
+    let bytes = &mut close.bytes[..payload.len()];
+    bytes.copy_from_slice(payload);
+    if let Some(key) = header.mask {
+        apply_mask(bytes, key, 0);
+    }
+    CloseFrame::parse(bytes)?;
+    Ok(close)
+}
+
+/// Validates a chunk of text payload, unmasking a copy in stack-sized pieces.
+fn validate_text(
+    utf8: &mut Utf8Validator,
+    chunk: &[u8],
+    mask: Option<[u8; 4]>,
+    offset: u64,
+) -> Result<(), wsrelay_codec::ProtocolError> {
+    let Some(key) = mask else {
+        return utf8.feed(chunk);
+    };
+    let mut scratch = [0u8; 4096];
+    let mut at = offset;
+    for piece in chunk.chunks(scratch.len()) {
+        let copy = &mut scratch[..piece.len()];
+        copy.copy_from_slice(piece);
+        apply_mask(copy, key, at);
+        utf8.feed(copy)?;
+        at += piece.len() as u64;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Settings of one relayed connection.
+
+use std::time::Duration;
+
+/// How a connection is relayed. `Default` gives strict checking, no size limits, 64 KiB buffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayOptions {
+    /// Bytes buffered per direction; the most a connection holds whatever the traffic
+    /// (at least 256, so a whole control frame fits).
+    pub buffer_size: usize,
+    /// Largest frame payload accepted from the client; `u64::MAX` for no limit (1009 beyond it).
+    pub client_max_frame_size: u64,
+    /// Largest frame payload accepted from the upstream; `u64::MAX` for no limit.
+    pub upstream_max_frame_size: u64,
+    /// Largest message accepted from the client; `u64::MAX` for no limit (1009 beyond it).
+    pub client_max_message_size: u64,
+    /// Largest message accepted from the upstream; `u64::MAX` for no limit.
+    pub upstream_max_message_size: u64,
+    /// Validate UTF-8 of text messages in both directions (uncompressed ones only).
+    pub validate_utf8: bool,
+    /// RSV bits the negotiated extensions allow (`wsrelay_codec::RSV1` for permessage-deflate).
+    pub allowed_rsv: u8,
+    /// How long to wait for the other side's close (and for peers to hang up) once closing starts.
+    pub close_timeout: Duration,
+    /// Close both sides with 1001 when no frame passes either way for this long; `None` to disable.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> RelayOptions {
+        RelayOptions {
+            buffer_size: 64 * 1024,
+            client_max_frame_size: u64::MAX,
+            upstream_max_frame_size: u64::MAX,
+            client_max_message_size: u64::MAX,
+            upstream_max_message_size: u64::MAX,
+            validate_utf8: true,
+            allowed_rsv: 0,
+            close_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+        }
+    }
+}
