@@ -1,0 +1,142 @@
+//! The `wsrelay` binary: a WebSocket reverse proxy in front of one upstream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use wsrelay::gateway::{Gateway, GatewayConfig};
+use wsrelay::handshake::WsUri;
+
+/// A WebSocket reverse proxy that relays frames cut-through, without reassembling messages.
+///
+/// With no --upstream, wsrelay starts a built-in echo server on a free loopback port and relays
+/// to it, so `cargo run --release` gives a working demo at once.
+#[derive(Debug, Parser)]
+#[command(name = "wsrelay", version, about, long_about = None)]
+struct Cli {
+    /// Address to accept WebSocket clients on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Upstream WebSocket server (ws://HOST:PORT/PATH); its path prefixes the client's path.
+    /// Default: a built-in echo server.
+    #[arg(long)]
+    upstream: Option<WsUri>,
+    /// Time a client has to send its upgrade request (408 after it).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
+    /// Time to connect to the upstream (504 after it).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Time the upstream has to answer the upgrade (504 after it).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    upgrade_timeout: Duration,
+    /// Time to wait for the other side's close once closing starts.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    close_timeout: Duration,
+    /// Close both sides with 1001 after this long without a frame; 0 disables.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    idle_timeout: Duration,
+    /// After SIGINT/SIGTERM, time open connections get to close.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// Largest frame payload accepted from either side, in bytes (close 1009 beyond); 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    max_frame_size: u64,
+    /// Largest message accepted from either side, in bytes (close 1009 beyond); 0: no limit.
+    #[arg(long, default_value_t = 0)]
+    max_message_size: u64,
+    /// Bytes buffered per direction of each connection.
+    #[arg(long, default_value_t = 64 * 1024)]
+    buffer_size: usize,
+    /// Do not validate UTF-8 of text messages.
+    #[arg(long)]
+    no_utf8_validation: bool,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive).
+    #[arg(long, default_value = "info", env = "WSRELAY_LOG")]
+    log: String,
+}
+
+fn limit(value: u64) -> u64 {
+    if value == 0 {
+        u64::MAX
+    } else {
+        value
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsrelay: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> std::io::Result<()> {
+    let demo = cli.upstream.is_none();
+    let upstream = match cli.upstream {
+        Some(uri) => uri,
+        None => {
+            let echo = wsrelay::echo::spawn(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            WsUri::parse(&format!("ws://{echo}/"))
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+        }
+    };
+    let mut config = GatewayConfig::new(cli.listen, upstream);
+    config.handshake_timeout = cli.handshake_timeout;
+    config.connect_timeout = cli.connect_timeout;
+    config.upgrade_timeout = cli.upgrade_timeout;
+    config.shutdown_timeout = cli.shutdown_timeout;
+    config.relay.close_timeout = cli.close_timeout;
+    config.relay.idle_timeout = (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout);
+    config.relay.client_max_frame_size = limit(cli.max_frame_size);
+    config.relay.upstream_max_frame_size = limit(cli.max_frame_size);
+    config.relay.client_max_message_size = limit(cli.max_message_size);
+    config.relay.upstream_max_message_size = limit(cli.max_message_size);
+    config.relay.buffer_size = cli.buffer_size;
+    config.relay.validate_utf8 = !cli.no_utf8_validation;
+    let upstream = config.upstream.to_string();
+    let gateway = Gateway::bind(config).await?;
+    let local = gateway.local_addr()?;
+    if demo {
+        println!("wsrelay: relaying ws://{local}/ -> built-in echo server at {upstream}");
+        println!("wsrelay: try it:  python3 -m websockets ws://{local}/   (Ctrl-C to stop)");
+    } else {
+        println!("wsrelay: relaying ws://{local}/ -> {upstream}");
+    }
+    gateway.run(shutdown_signal()).await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("signal received");
+}
