@@ -15,6 +15,34 @@ pub const RSV2: u8 = 0x20;
 /// Bit of RSV3 in the first header byte.
 pub const RSV3: u8 = 0x10;
 
+/// Bit `n` set when opcode `n` is defined: 0x0-0x2 and 0x8-0xA.
+const VALID_OPCODES: u16 = 0b0000_0111_0000_0111;
+
+/// The rule the first two header bytes break, checked in the order the RFC lists them.
+#[cold]
+#[inline(never)]
+fn first_error(b0: u8, b1: u8, config: ParseConfig) -> ProtocolError {
+    let opcode = match OpCode::from_u8(b0 & 0x0F) {
+        Ok(op) => op,
+        Err(e) => return e,
+    };
+    let forbidden = b0 & (RSV1 | RSV2 | RSV3) & !config.allowed_rsv;
+    if forbidden != 0 {
+        return ProtocolError::ReservedBits(forbidden >> 4);
+    }
+    match (config.role, b1 & 0x80 != 0) {
+        (Role::Server, false) => return ProtocolError::UnmaskedClientFrame,
+        (Role::Client, true) => return ProtocolError::MaskedServerFrame,
+        _ => {}
+    }
+    debug_assert!(opcode.is_control());
+    if b0 & 0x80 == 0 {
+        ProtocolError::FragmentedControlFrame
+    } else {
+        ProtocolError::ControlFrameTooLong(u64::from(b1 & 0x7F))
+    }
+}
+
 /// A frame's opcode: the non-reserved values of RFC 6455 §5.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -150,36 +178,32 @@ impl FrameHeader {
             [b0, b1, ..] => (*b0, *b1),
             _ => return Ok(Parse::Incomplete(2 - buf.len())),
         };
-        let fin = b0 & 0x80 != 0;
-        let rsv = b0 & (RSV1 | RSV2 | RSV3);
-        let opcode = OpCode::from_u8(b0 & 0x0F)?;
-        let forbidden = rsv & !config.allowed_rsv;
-        if forbidden != 0 {
-            return Err(ProtocolError::ReservedBits(forbidden >> 4));
-        }
+        // One combined check keeps the valid path short; the cold path names the rule broken.
+        let opcode_bits = b0 & 0x0F;
         let masked = b1 & 0x80 != 0;
-        match (config.role, masked) {
-            (Role::Server, false) => return Err(ProtocolError::UnmaskedClientFrame),
-            (Role::Client, true) => return Err(ProtocolError::MaskedServerFrame),
-            _ => {}
-        }
         let len7 = b1 & 0x7F;
-        if opcode.is_control() {
-            if !fin {
-                return Err(ProtocolError::FragmentedControlFrame);
-            }
-            if u64::from(len7) > MAX_CONTROL_PAYLOAD {
-                // 126 or 127: an extended length, always too long for a control frame.
-                return Err(ProtocolError::ControlFrameTooLong(u64::from(len7)));
-            }
+        let is_control = opcode_bits & 0x08 != 0;
+        let bad = (VALID_OPCODES >> opcode_bits) & 1 == 0
+            || b0 & (RSV1 | RSV2 | RSV3) & !config.allowed_rsv != 0
+            || masked != (config.role == Role::Server)
+            || (is_control && (b0 & 0x80 == 0 || len7 > 125));
+        if bad {
+            return Err(first_error(b0, b1, config));
         }
+        let opcode = match opcode_bits {
+            0x0 => OpCode::Continuation,
+            0x1 => OpCode::Text,
+            0x2 => OpCode::Binary,
+            0x8 => OpCode::Close,
+            0x9 => OpCode::Ping,
+            _ => OpCode::Pong,
+        };
         let len_bytes = match len7 {
             126 => 2,
             127 => 8,
             _ => 0,
         };
-        let mask_bytes = if masked { 4 } else { 0 };
-        let header_len = 2 + len_bytes + mask_bytes;
+        let header_len = 2 + len_bytes + if masked { 4 } else { 0 };
         if buf.len() < header_len {
             return Ok(Parse::Incomplete(header_len - buf.len()));
         }
@@ -213,8 +237,8 @@ impl FrameHeader {
         };
         Ok(Parse::Complete(
             FrameHeader {
-                fin,
-                rsv,
+                fin: b0 & 0x80 != 0,
+                rsv: b0 & (RSV1 | RSV2 | RSV3),
                 opcode,
                 mask,
                 payload_len,

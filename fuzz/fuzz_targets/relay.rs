@@ -1,0 +1,3 @@
+#![no_main]
+//! cargo-fuzz entry point; the body (with its invariants) lives in `src/relay.rs`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wsrelay_fuzz::relay::relay_forwarder(data));

@@ -1,0 +1,3 @@
+#![no_main]
+//! cargo-fuzz entry point; the body (with its invariants) lives in `src/codec.rs`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| wsrelay_fuzz::codec::utf8_stream(data));
