@@ -156,6 +156,13 @@ impl UpgradeRequest {
         let status = response
             .code
             .ok_or_else(|| HandshakeError::MalformedResponse("no status".into()))?;
+        // Only 101 or a final status can be relayed: below 100 is not HTTP, and an interim 1xx
+        // would leave the client waiting for a response that never follows.
+        if status != 101 && !(200..=999).contains(&status) {
+            return Err(HandshakeError::MalformedResponse(format!(
+                "status {status}"
+            )));
+        }
         let reason = response.reason.unwrap_or("").to_owned();
         let headers = own_headers(response.headers)
             .map_err(|e| HandshakeError::MalformedResponse(e.to_string()))?;

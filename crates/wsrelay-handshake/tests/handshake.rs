@@ -332,6 +332,28 @@ fn client_round_trip_and_response_validation() {
 }
 
 #[test]
+fn upstream_status_outside_200_999_or_interim_is_malformed() {
+    // Found by the handshake_response fuzz target: httparse accepts "050" as a status, which
+    // would have been relayed to the client as "HTTP/1.1 50 ...".
+    let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap());
+    for response in [
+        &b"HTTP/1.1 050 Odd\r\n\r\n"[..],
+        b"HTTP/1.1 000 Zero\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 199 Interim\r\n\r\n",
+    ] {
+        let err = request
+            .parse_response(response, &Limits::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, HandshakeError::MalformedResponse(_)),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), 502);
+    }
+}
+
+#[test]
 fn headers_with_crlf_or_nul_are_rejected() {
     let uri = WsUri::parse("ws://h/").unwrap();
     for (name, value) in [
