@@ -87,26 +87,57 @@ async fn echo_frames(
     let mut reframer = Reframer::default();
     let mut out = Vec::with_capacity(CHUNK + MAX_HEADER_LEN);
     loop {
-        let step = checker.process(&buf[..filled]);
-        out.clear();
-        let done = reframer.echo(&mut buf[..step.forward], &mut out);
-        if let Some(Event::Violation(v)) = step.event {
-            if !step.mid_frame {
-                push_close(&mut out, v.close_code(), &v.to_string());
+        let ready = if checker.at_frame_boundary() {
+            ready_to_echo(&buf[..filled], buf.len())
+        } else {
+            filled
+        };
+        if ready > 0 {
+            let step = checker.process(&buf[..ready]);
+            out.clear();
+            let done = reframer.echo(&mut buf[..step.forward], &mut out);
+            if let Some(Event::Violation(v)) = step.event {
+                if !step.mid_frame {
+                    push_close(&mut out, v.close_code(), &v.to_string());
+                }
+            }
+            stream.write_all(&out).await?;
+            if done || step.event.is_some() {
+                stream.shutdown().await?;
+                return drain(stream, &mut buf).await;
+            }
+            buf.copy_within(step.consumed..filled, 0);
+            filled -= step.consumed;
+            if step.consumed > 0 {
+                continue;
             }
         }
-        stream.write_all(&out).await?;
-        if done || step.event.is_some() {
-            stream.shutdown().await?;
-            return drain(stream, &mut buf).await;
-        }
-        buf.copy_within(step.consumed..filled, 0);
-        filled -= step.consumed;
         let n = stream.read(&mut buf[filled..]).await?;
         if n == 0 {
             return Ok(());
         }
         filled += n;
+    }
+}
+
+/// How many of the buffered bytes to echo now: the first frame once it is whole, so that no
+/// echo starts for a frame that may still turn out invalid (a close could not follow a
+/// half-sent frame). Frames larger than the buffer cannot be held and are streamed.
+fn ready_to_echo(buffered: &[u8], capacity: usize) -> usize {
+    match FrameHeader::parse(buffered, ParseConfig::new(Role::Server)) {
+        Ok(Parse::Complete(header, len)) => {
+            let frame_len = (len as u64).saturating_add(header.payload_len);
+            if frame_len <= buffered.len() as u64 {
+                frame_len as usize
+            } else if frame_len > capacity as u64 {
+                buffered.len()
+            } else {
+                0
+            }
+        }
+        Ok(Parse::Incomplete(_)) => 0,
+        // The checker names the rule broken.
+        Err(_) => buffered.len(),
     }
 }
 

@@ -197,6 +197,31 @@ async fn protocol_violations_get_the_documented_close_codes() {
 }
 
 #[tokio::test]
+async fn bad_utf8_in_a_later_chop_of_a_frame_closes_the_client_at_once() {
+    // Autobahn 6.4.3 through the gateway to the built-in echo: the echo must not start echoing
+    // a frame it has not fully received, or the client's stream is left mid-frame and the
+    // relay's 1007 cannot reach it.
+    let gw = gateway_to_echo().await;
+    let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
+    let mut payload = "κόσμε".as_bytes().to_vec();
+    let first = payload.len();
+    payload.extend_from_slice(b"\xf4\x90\x80\x80edited");
+    let wire = frame(OpCode::Text, true, &payload, true);
+    let head = wire.len() - payload.len();
+    client.send_raw(&wire[..head + first]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    client.send_raw(&wire[head + first..head + first + 4]).await;
+    let started = std::time::Instant::now();
+    assert_eq!(client.expect_close().await, Some(1007));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "close took {:?}",
+        started.elapsed()
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn frame_size_limit_closes_with_1009() {
     let gw = {
         let echo = wsrelay::echo::spawn(loopback()).await.unwrap();

@@ -591,3 +591,32 @@ async fn shutdown_signal_sends_1001_both_ways() {
     // The answers to the relay's own closes were absorbed, not forwarded.
     assert_eq!(outcome.client_to_upstream.frames, 0);
 }
+
+#[tokio::test]
+async fn invalid_utf8_in_a_later_chop_of_a_forwarded_frame_fails_fast() {
+    // Autobahn 6.4.3: one text frame sent in three chops; the second holds F4 90 80 80
+    // (beyond U+10FFFF). The client must get 1007 at once, although the frame's start already
+    // went upstream (which is left mid-frame and cannot be sent a close).
+    let mut s = start(RelayOptions::default());
+    let mut payload = "κόσμε".as_bytes().to_vec();
+    let first_len = payload.len();
+    payload.extend_from_slice(b"\xf4\x90\x80\x80edited");
+    let wire = client_frame(OpCode::Text, &payload);
+    let header_len = wire.len() - payload.len();
+    s.client
+        .write_all(&wire[..header_len + first_len])
+        .await
+        .unwrap();
+    let mut got = vec![0u8; header_len + first_len];
+    s.upstream.read_exact(&mut got).await.unwrap();
+    s.client
+        .write_all(&wire[header_len + first_len..header_len + first_len + 4])
+        .await
+        .unwrap();
+    let close = tokio::time::timeout(
+        Duration::from_secs(2),
+        expect_close(&mut s.client, Role::Client, 1007),
+    )
+    .await;
+    assert!(close.is_ok(), "no close frame reached the client in time");
+}
