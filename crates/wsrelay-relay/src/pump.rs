@@ -60,6 +60,8 @@ pub(crate) struct Pump {
     mask_outgoing: bool,
     /// An event found while preloading, reported by the first poll.
     deferred: Option<PumpEvent>,
+    /// Unconsumed bytes wait to be checked (held back while a queued close went out).
+    recheck: bool,
     /// Traffic forwarded.
     pub(crate) traffic: Traffic,
     /// Set whenever bytes pass; the relay clears it to track idleness.
@@ -86,6 +88,7 @@ impl Pump {
             unflushed: false,
             mask_outgoing,
             deferred: None,
+            recheck: false,
             traffic: Traffic::default(),
             active: false,
         }
@@ -204,8 +207,8 @@ impl Pump {
             if self.start == self.ready && self.ready > 0 {
                 self.compact();
             }
-            if self.ready < self.end {
-                // Bytes held back while a queued close waited are checked now.
+            if std::mem::take(&mut self.recheck) {
+                // Bytes held back while a queued close waited are checked now, in discard mode.
                 if let Some(event) = self.process() {
                     return Poll::Ready(event);
                 }
@@ -299,6 +302,7 @@ impl Pump {
                     self.outbox = None;
                     self.dst_told = true;
                     self.discarding = true;
+                    self.recheck = self.ready < self.end;
                 }
                 return Poll::Ready(Ok(true));
             }
@@ -373,7 +377,8 @@ impl Pump {
 
     /// Hands the buffer back to the pool when it holds nothing, so idle connections cost no buffer.
     fn release_if_empty(&mut self) {
-        if self.end == 0 || (self.start == self.end && self.ready == self.end) {
+        // start <= ready <= end, so this means: nothing to write and nothing unconsumed.
+        if self.start == self.end {
             if let Some(buf) = self.buf.take() {
                 self.start = 0;
                 self.ready = 0;

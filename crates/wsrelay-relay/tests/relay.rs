@@ -620,3 +620,62 @@ async fn invalid_utf8_in_a_later_chop_of_a_forwarded_frame_fails_fast() {
     .await;
     assert!(close.is_ok(), "no close frame reached the client in time");
 }
+
+#[tokio::test]
+async fn a_queued_close_waits_for_the_frame_in_flight_and_absorbs_what_follows() {
+    let (mut client, client_side) = duplex(256 * 1024);
+    let (mut upstream, upstream_side) = duplex(256 * 1024);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let options = RelayOptions {
+        close_timeout: Duration::from_secs(30),
+        ..RelayOptions::default()
+    };
+    let relay = tokio::spawn(async move {
+        Relay::new(client_side, upstream_side, &options)
+            .with_shutdown(async move {
+                let _ = rx.await;
+            })
+            .run()
+            .await
+    });
+    let big = server_frame(OpCode::Binary, &[3u8; 100_000]);
+    upstream.write_all(&big[..50_000]).await.unwrap();
+    // Let the first half through, so the client's stream is mid-frame when shutdown comes.
+    let mut first = vec![0u8; 50_000];
+    client.read_exact(&mut first).await.unwrap();
+    tx.send(()).unwrap();
+    expect_close(&mut upstream, Role::Server, 1001).await;
+    // The rest of the frame and the upstream's answer to the relay's close, in one write.
+    let mut rest = big[50_000..].to_vec();
+    rest.extend(server_frame(OpCode::Close, &close_payload(1001, "")));
+    upstream.write_all(&rest).await.unwrap();
+    let mut second = vec![0u8; big.len() - 50_000];
+    client.read_exact(&mut second).await.unwrap();
+    assert_eq!(
+        [first, second].concat(),
+        big,
+        "the frame in flight completes first"
+    );
+    expect_close(&mut client, Role::Client, 1001).await;
+    client
+        .write_all(&client_frame(OpCode::Close, &close_payload(1001, "")))
+        .await
+        .unwrap();
+    expect_eof(&mut client).await;
+    drop((client, upstream));
+    let outcome = tokio::time::timeout(Duration::from_secs(5), relay)
+        .await
+        .expect("no close timeout")
+        .unwrap();
+    assert_eq!(outcome.end, EndReason::Shutdown);
+    assert!(!outcome.close_timed_out);
+    assert_eq!(
+        outcome.upstream_close.unwrap().code,
+        Some(1001),
+        "the answer was seen"
+    );
+    assert_eq!(
+        outcome.upstream_to_client.frames, 1,
+        "and absorbed, not forwarded"
+    );
+}
