@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wsrelay_codec::{
-    apply_mask, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN,
+    apply_mask, write_frame, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, Role,
+    MAX_HEADER_LEN,
 };
 use wsrelay_handshake::{parse_upgrade_request, write_switching_protocols, Limits, Parsed};
 use wsrelay_relay::forwarder::Event;
@@ -215,9 +216,7 @@ impl Reframer {
 }
 
 fn push_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
-    let mut hbuf = [0u8; MAX_HEADER_LEN];
-    out.extend_from_slice(FrameHeader::new(opcode, payload.len() as u64).encode(&mut hbuf));
-    out.extend_from_slice(payload);
+    write_frame(out, FrameHeader::new(opcode, 0), payload);
 }
 
 fn push_close(out: &mut Vec<u8>, code: u16, reason: &str) {

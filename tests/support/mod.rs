@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use wsrelay::codec::{apply_mask, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN};
+use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
 use wsrelay::gateway::{Gateway, GatewayConfig};
 use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
 
@@ -79,19 +79,13 @@ pub async fn gateway_to_echo() -> RunningGateway {
 
 /// Encodes one frame; masked with [`KEY`] when `masked`.
 pub fn frame(opcode: OpCode, fin: bool, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mask = masked.then_some(KEY);
     let header = FrameHeader {
         fin,
-        mask,
-        ..FrameHeader::new(opcode, payload.len() as u64)
+        mask: masked.then_some(KEY),
+        ..FrameHeader::new(opcode, 0)
     };
-    let mut hbuf = [0u8; MAX_HEADER_LEN];
-    let mut out = header.encode(&mut hbuf).to_vec();
-    let at = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[at..], key, 0);
-    }
+    let mut out = Vec::new();
+    write_frame(&mut out, header, payload);
     out
 }
 

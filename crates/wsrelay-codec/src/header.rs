@@ -295,3 +295,29 @@ impl FrameHeader {
         &buf[..at]
     }
 }
+
+/// Appends a whole frame to `out`: `header` (its length set from `payload`), then the payload,
+/// masked with the header's key if it has one.
+///
+/// For frames built outside the hot path (a server's replies, tests); the relay itself never
+/// builds frames this way.
+///
+/// ```
+/// use wsrelay_codec::{write_frame, FrameHeader, OpCode};
+/// let mut out = Vec::new();
+/// write_frame(&mut out, FrameHeader::new(OpCode::Text, 0), b"hi");
+/// assert_eq!(out, [0x81, 2, b'h', b'i']);
+/// ```
+pub fn write_frame(out: &mut Vec<u8>, header: FrameHeader, payload: &[u8]) {
+    let header = FrameHeader {
+        payload_len: payload.len() as u64,
+        ..header
+    };
+    let mut hbuf = [0u8; MAX_HEADER_LEN];
+    out.extend_from_slice(header.encode(&mut hbuf));
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(key) = header.mask {
+        crate::apply_mask(&mut out[start..], key, 0);
+    }
+}

@@ -44,8 +44,8 @@ mod utf8;
 pub use close::{is_valid_close_code, CloseFrame, MAX_REASON_LEN};
 pub use error::ProtocolError;
 pub use header::{
-    FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1, RSV2,
-    RSV3,
+    write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_CONTROL_PAYLOAD,
+    MAX_HEADER_LEN, RSV1, RSV2, RSV3,
 };
 pub use mask::{apply_mask, apply_mask_reference, rotate_key};
 pub use utf8::Utf8Validator;

@@ -4,25 +4,22 @@ use std::time::Duration;
 
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::task::JoinHandle;
-use wsrelay_codec::{apply_mask, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN};
+use wsrelay_codec::{
+    apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN,
+};
 use wsrelay_relay::{relay, EndReason, Relay, RelayOptions, RelayOutcome, Side, Violation};
 
 const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
 
 /// Encodes a frame; masked when `mask` is set (as a client sends).
 fn frame(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = Vec::new();
     let header = FrameHeader {
         fin,
         mask,
-        ..FrameHeader::new(opcode, payload.len() as u64)
+        ..FrameHeader::new(opcode, 0)
     };
-    let mut hbuf = [0u8; MAX_HEADER_LEN];
-    let mut out = header.encode(&mut hbuf).to_vec();
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
-    }
+    write_frame(&mut out, header, payload);
     out
 }
 
@@ -99,6 +96,27 @@ fn start(options: RelayOptions) -> Setup {
         upstream,
         relay,
     }
+}
+
+/// Like [`start`], with a shutdown signal fired by sending on the returned channel.
+fn start_with_shutdown(options: RelayOptions) -> (Setup, tokio::sync::oneshot::Sender<()>) {
+    let (client, client_side) = duplex(256 * 1024);
+    let (upstream, upstream_side) = duplex(256 * 1024);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(async move {
+        Relay::new(client_side, upstream_side, &options)
+            .with_shutdown(async move {
+                let _ = rx.await;
+            })
+            .run()
+            .await
+    });
+    let setup = Setup {
+        client,
+        upstream,
+        relay,
+    };
+    (setup, tx)
 }
 
 impl Setup {
@@ -559,18 +577,12 @@ async fn idle_timeout_closes_both_sides_with_1001() {
 
 #[tokio::test]
 async fn shutdown_signal_sends_1001_both_ways() {
-    let (mut client, client_side) = duplex(64 * 1024);
-    let (mut upstream, upstream_side) = duplex(64 * 1024);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = RelayOptions::default();
-    let relay = tokio::spawn(async move {
-        Relay::new(client_side, upstream_side, &options)
-            .with_shutdown(async move {
-                let _ = rx.await;
-            })
-            .run()
-            .await
-    });
+    let (s, tx) = start_with_shutdown(RelayOptions::default());
+    let Setup {
+        mut client,
+        mut upstream,
+        relay,
+    } = s;
     tx.send(()).unwrap();
     expect_close(&mut client, Role::Client, 1001).await;
     expect_close(&mut upstream, Role::Server, 1001).await;
@@ -623,21 +635,15 @@ async fn invalid_utf8_in_a_later_chop_of_a_forwarded_frame_fails_fast() {
 
 #[tokio::test]
 async fn a_queued_close_waits_for_the_frame_in_flight_and_absorbs_what_follows() {
-    let (mut client, client_side) = duplex(256 * 1024);
-    let (mut upstream, upstream_side) = duplex(256 * 1024);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = RelayOptions {
+    let (s, tx) = start_with_shutdown(RelayOptions {
         close_timeout: Duration::from_secs(30),
         ..RelayOptions::default()
-    };
-    let relay = tokio::spawn(async move {
-        Relay::new(client_side, upstream_side, &options)
-            .with_shutdown(async move {
-                let _ = rx.await;
-            })
-            .run()
-            .await
     });
+    let Setup {
+        mut client,
+        mut upstream,
+        relay,
+    } = s;
     let big = server_frame(OpCode::Binary, &[3u8; 100_000]);
     upstream.write_all(&big[..50_000]).await.unwrap();
     // Let the first half through, so the client's stream is mid-frame when shutdown comes.
@@ -678,4 +684,49 @@ async fn a_queued_close_waits_for_the_frame_in_flight_and_absorbs_what_follows()
         outcome.upstream_to_client.frames, 1,
         "and absorbed, not forwarded"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_reader_stalls_the_writer_on_the_other_side() {
+    // Pipes of 16 KiB and a 16 KiB relay buffer: with the upstream not reading, the client can
+    // get at most the two pipes and the relay's buffer ahead before its writes block.
+    let (mut client, client_side) = duplex(16 * 1024);
+    let (mut upstream, upstream_side) = duplex(16 * 1024);
+    let options = RelayOptions {
+        buffer_size: 16 * 1024,
+        ..RelayOptions::default()
+    };
+    let relay = tokio::spawn(async move { relay(client_side, upstream_side, &options).await });
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = written.clone();
+    let writer = tokio::spawn(async move {
+        let header = FrameHeader {
+            mask: Some(KEY),
+            ..FrameHeader::new(OpCode::Binary, 10 * 1024 * 1024)
+        };
+        let mut hbuf = [0u8; MAX_HEADER_LEN];
+        client.write_all(header.encode(&mut hbuf)).await.unwrap();
+        let chunk = [0u8; 1024];
+        for _ in 0..10 * 1024 {
+            client.write_all(&chunk).await.unwrap();
+            counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        client
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ahead = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(!writer.is_finished(), "the writer was never slowed down");
+    assert!(
+        ahead <= 3 * 16 * 1024,
+        "{ahead} bytes got ahead of a reader that reads nothing"
+    );
+    // Once the upstream reads, everything flows.
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    while total < 10 * 1024 * 1024 + 14 {
+        total += upstream.read(&mut sink).await.unwrap();
+    }
+    let client = writer.await.unwrap();
+    drop((client, upstream));
+    relay.await.unwrap();
 }
