@@ -1,0 +1,495 @@
+//! The side-by-side runner: every system on every workload in one run, interleaved, medians.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::load::{self, LoadConfig, Report};
+use wsrelay::handshake::WsUri;
+
+/// Options of a comparison run.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Repetitions of every (workload, system) pair, interleaved; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Length of one measurement.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// CI smoke mode: one short repetition, wsrelay and the raw proxy only.
+    #[arg(long)]
+    smoke: bool,
+    /// Leave nginx out even if it can be installed.
+    #[arg(long)]
+    no_nginx: bool,
+    /// Where results.md and results.json are written.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+/// A system under test: a name, its WebSocket URL, and the process serving it (if any).
+struct System {
+    name: &'static str,
+    url: WsUri,
+    process: Option<Child>,
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        if let Some(child) = self.process.as_mut() {
+            // SIGTERM first: nginx's master then stops its workers (SIGKILL would orphan them).
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One workload: how to load a system, and which number is its headline.
+struct Workload {
+    name: &'static str,
+    what: &'static str,
+    connections: usize,
+    size: usize,
+    text: bool,
+    window: usize,
+    rate: Option<u64>,
+}
+
+fn workloads(smoke: bool) -> Vec<Workload> {
+    let rate = if smoke { 2_000 } else { 10_000 };
+    vec![
+        Workload {
+            name: "bulk",
+            what: "64 KiB binary messages, 1 connection, 16 in flight: MB/s",
+            connections: 1,
+            size: 64 * 1024,
+            text: false,
+            window: 16,
+            rate: None,
+        },
+        Workload {
+            name: "bulk-text",
+            what: "64 KiB text messages, 1 connection, 16 in flight: MB/s",
+            connections: 1,
+            size: 64 * 1024,
+            text: true,
+            window: 16,
+            rate: None,
+        },
+        Workload {
+            name: "small",
+            what: "32-byte messages, 100 connections, 1 in flight each: msgs/s",
+            connections: 100,
+            size: 32,
+            text: false,
+            window: 1,
+            rate: None,
+        },
+        Workload {
+            name: "latency",
+            what: "32-byte messages, 50 connections, open loop at a fixed total rate: latency",
+            connections: 50,
+            size: 32,
+            text: false,
+            window: 1,
+            rate: Some(rate),
+        },
+    ]
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn ws(port: u16) -> WsUri {
+    WsUri {
+        secure: false,
+        host: "127.0.0.1".into(),
+        port,
+        path_and_query: "/".into(),
+    }
+}
+
+fn spawn(program: &Path, args: &[String]) -> Result<Child, String> {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", program.display()))
+}
+
+/// Waits until `port` accepts connections.
+async fn wait_listening(port: u16) -> Result<(), String> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(loopback(port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Err(format!("nothing listens on port {port}"))
+}
+
+/// Installs nginx through the project's script; `None` (with the reason printed) if it cannot be had.
+fn nginx_binary(root: &Path) -> Option<PathBuf> {
+    let script = root.join("scripts/install-nginx.sh");
+    match Command::new("bash").arg(&script).output() {
+        Ok(out) if out.status.success() => {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            Some(PathBuf::from(path))
+        }
+        Ok(out) => {
+            println!(
+                "SKIPPED nginx: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(e) => {
+            println!("SKIPPED nginx: cannot run {}: {e}", script.display());
+            None
+        }
+    }
+}
+
+/// Starts nginx as a WebSocket reverse proxy in front of `echo`, with a config of its own.
+fn start_nginx(
+    nginx: &Path,
+    dir: &Path,
+    port: u16,
+    echo: u16,
+    buffer: Option<&str>,
+) -> Result<Child, String> {
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+    let root_user = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let d = dir.display();
+    let config = format!(
+        "{user}worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+events {{ worker_connections 20000; }}\n\
+http {{\n  access_log off;\n  client_body_temp_path {d}/tmp;\n  proxy_temp_path {d}/tmp;\n  fastcgi_temp_path {d}/tmp;\n  uwsgi_temp_path {d}/tmp;\n  scgi_temp_path {d}/tmp;\n\
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
+  server {{\n    listen 127.0.0.1:{port} reuseport;\n    location / {{\n      proxy_pass http://127.0.0.1:{echo};\n      proxy_http_version 1.1;\n\
+      proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;\n      proxy_read_timeout 600s;\n      proxy_send_timeout 600s;\n{buffer}    }}\n  }}\n}}\n",
+        user = if root_user { "user root;\n" } else { "" },
+        // The upgraded tunnel uses proxy_buffer_size per direction; nginx insists the other
+        // buffer settings be consistent with it.
+        buffer = buffer
+            .map(|b| format!("      proxy_buffer_size {b};\n      proxy_buffers 4 {b};\n      proxy_busy_buffers_size {b};\n"))
+            .unwrap_or_default(),
+    );
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, config).map_err(|e| e.to_string())?;
+    let args = vec![
+        "-p".to_owned(),
+        d.to_string(),
+        "-c".to_owned(),
+        conf.display().to_string(),
+    ];
+    spawn(nginx, &args)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Runs the comparison and writes `results.md` and `results.json`.
+pub async fn run(args: CompareArgs) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin_dir = exe.parent().ok_or("no binary directory")?.to_path_buf();
+    let wsrelay = bin_dir.join("wsrelay");
+    if !wsrelay.exists() {
+        return Err(format!(
+            "{} not found: build the workspace first (cargo build --release --workspace)",
+            wsrelay.display()
+        ));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (reps, duration) = if args.smoke {
+        (1, Duration::from_secs(1))
+    } else {
+        (args.reps.max(1), args.duration)
+    };
+
+    let echo_port = free_port()?;
+    let echo = spawn(
+        &exe,
+        &[
+            "echo".into(),
+            "--listen".into(),
+            loopback(echo_port).to_string(),
+        ],
+    )?;
+    let _echo = System {
+        name: "echo",
+        url: ws(echo_port),
+        process: Some(echo),
+    };
+    wait_listening(echo_port).await?;
+    let echo_url = format!("ws://127.0.0.1:{echo_port}/");
+
+    let mut systems = vec![System {
+        name: "direct",
+        url: ws(echo_port),
+        process: None,
+    }];
+    let mut start =
+        |name: &'static str, program: &Path, args: Vec<String>, port: u16| -> Result<(), String> {
+            let child = spawn(program, &args)?;
+            systems.push(System {
+                name,
+                url: ws(port),
+                process: Some(child),
+            });
+            Ok(())
+        };
+    let p = free_port()?;
+    start(
+        "raw-tcp-proxy",
+        &exe,
+        vec![
+            "raw-proxy".into(),
+            "--listen".into(),
+            loopback(p).to_string(),
+            "--upstream".into(),
+            loopback(echo_port).to_string(),
+        ],
+        p,
+    )?;
+    let p = free_port()?;
+    let relay_args = |p: u16| {
+        vec![
+            "--listen".into(),
+            loopback(p).to_string(),
+            "--upstream".into(),
+            echo_url.clone(),
+            "--log".into(),
+            "warn".into(),
+        ]
+    };
+    let mut passthrough = relay_args(p);
+    passthrough.push("--no-utf8-validation".into());
+    start("wsrelay", &wsrelay, passthrough, p)?;
+    if !args.smoke {
+        let p = free_port()?;
+        start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
+        let p = free_port()?;
+        start(
+            "tungstenite-relay",
+            &exe,
+            vec![
+                "tungstenite-relay".into(),
+                "--listen".into(),
+                loopback(p).to_string(),
+                "--upstream".into(),
+                echo_url.clone(),
+            ],
+            p,
+        )?;
+        if !args.no_nginx {
+            if let Some(nginx) = nginx_binary(&root) {
+                for (name, buffer) in [("nginx-4k", None), ("nginx-64k", Some("64k"))] {
+                    let p = free_port()?;
+                    let dir = std::fs::canonicalize(&root)
+                        .map_err(|e| e.to_string())?
+                        .join("target/bench")
+                        .join(name);
+                    let child = start_nginx(&nginx, &dir, p, echo_port, buffer)?;
+                    systems.push(System {
+                        name,
+                        url: ws(p),
+                        process: Some(child),
+                    });
+                }
+            }
+        }
+    }
+    for system in &systems {
+        wait_listening(system.url.port)
+            .await
+            .map_err(|e| format!("{}: {e}", system.name))?;
+    }
+
+    let workloads = workloads(args.smoke);
+    // results[workload][system] = reports over repetitions
+    let mut results: Vec<Vec<Vec<Report>>> = workloads
+        .iter()
+        .map(|_| systems.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for rep in 0..reps {
+        for (w, workload) in workloads.iter().enumerate() {
+            for (s, system) in systems.iter().enumerate() {
+                let config = LoadConfig {
+                    url: system.url.clone(),
+                    connections: workload.connections,
+                    size: workload.size,
+                    text: workload.text,
+                    window: workload.window,
+                    rate: workload.rate,
+                    duration,
+                    messages: None,
+                };
+                let report = load::run(config)
+                    .await
+                    .map_err(|e| format!("{} / {}: {e}", workload.name, system.name))?;
+                println!(
+                    "rep {} {:>10} {:>18}: {}",
+                    rep + 1,
+                    workload.name,
+                    system.name,
+                    report.to_table()
+                );
+                if report.failed_connections > 0 || report.messages == 0 {
+                    return Err(format!(
+                        "{} / {}: the run failed ({} failed connections, {} messages)",
+                        workload.name, system.name, report.failed_connections, report.messages
+                    ));
+                }
+                results[w][s].push(report);
+            }
+        }
+    }
+    let rss: Vec<Option<u64>> = systems
+        .iter()
+        .map(|s| s.process.as_ref().and_then(|c| rss_kib(c.id())))
+        .collect();
+    let (markdown, json) = tabulate(&workloads, &systems, &results, &rss, reps, duration);
+    println!("\n{markdown}");
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join("results.md"), &markdown).map_err(|e| e.to_string())?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let total: usize = results.iter().flatten().map(Vec::len).sum();
+    println!(
+        "compare: {total} measurements, written to {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn tabulate(
+    workloads: &[Workload],
+    systems: &[System],
+    results: &[Vec<Vec<Report>>],
+    rss: &[Option<u64>],
+    reps: usize,
+    duration: Duration,
+) -> (String, serde_json::Value) {
+    let mut md = format!("Medians of {reps} interleaved repetition(s) of {duration:?} each. Ratios are against the raw TCP proxy (and nginx-64k where measured) in this same run.\n");
+    let mut json = serde_json::Map::new();
+    let index = |name: &str| systems.iter().position(|s| s.name == name);
+    for (w, workload) in workloads.iter().enumerate() {
+        md.push_str(&format!("\n### {} — {}\n\n", workload.name, workload.what));
+        let latency = workload.rate.is_some();
+        let headline = |r: &Report| {
+            if workload.size >= 1024 {
+                r.mb_per_sec()
+            } else {
+                r.msgs_per_sec()
+            }
+        };
+        let med = |s: usize, f: &dyn Fn(&Report) -> f64| {
+            median(&mut results[w][s].iter().map(f).collect::<Vec<_>>())
+        };
+        let raw = index("raw-tcp-proxy").map(|s| med(s, &headline));
+        let nginx = index("nginx-64k").map(|s| med(s, &headline));
+        let direct_p50 = index("direct").map(|s| med(s, &|r| r.latency_us(0.5) as f64));
+        let direct_p99 = index("direct").map(|s| med(s, &|r| r.latency_us(0.99) as f64));
+        let direct_p999 = index("direct").map(|s| med(s, &|r| r.latency_us(0.999) as f64));
+        if latency {
+            md.push_str("| system | p50 µs | p99 µs | p99.9 µs | added p50 | added p99 | added p99.9 | p99 spread (min–max) |\n|---|---|---|---|---|---|---|---|\n");
+        } else {
+            let unit = if workload.size >= 1024 {
+                "MB/s"
+            } else {
+                "msgs/s"
+            };
+            md.push_str(&format!("| system | {unit} | vs raw proxy | vs nginx-64k | p50 µs | p99 µs |\n|---|---|---|---|---|---|\n"));
+        }
+        let mut rows = serde_json::Map::new();
+        for (s, system) in systems.iter().enumerate() {
+            let p50 = med(s, &|r| r.latency_us(0.5) as f64);
+            let p99 = med(s, &|r| r.latency_us(0.99) as f64);
+            let p999 = med(s, &|r| r.latency_us(0.999) as f64);
+            let value = med(s, &headline);
+            if latency {
+                let p99s: Vec<u64> = results[w][s].iter().map(|r| r.latency_us(0.99)).collect();
+                let spread = format!(
+                    "{}–{}",
+                    p99s.iter().min().unwrap_or(&0),
+                    p99s.iter().max().unwrap_or(&0)
+                );
+                let added = |v: f64, base: Option<f64>| {
+                    base.map_or("—".into(), |b| format!("{:+.0}", v - b))
+                };
+                md.push_str(&format!(
+                    "| {} | {p50:.0} | {p99:.0} | {p999:.0} | {} | {} | {} | {spread} |\n",
+                    system.name,
+                    added(p50, direct_p50),
+                    added(p99, direct_p99),
+                    added(p999, direct_p999)
+                ));
+            } else {
+                let ratio =
+                    |base: Option<f64>| base.map_or("—".into(), |b| format!("{:.2}x", value / b));
+                md.push_str(&format!(
+                    "| {} | {value:.0} | {} | {} | {p50:.0} | {p99:.0} |\n",
+                    system.name,
+                    ratio(raw),
+                    ratio(nginx),
+                ));
+            }
+            rows.insert(
+                system.name.into(),
+                serde_json::json!({
+                    "headline": value, "p50_us": p50, "p99_us": p99, "p999_us": p999,
+                    "runs": results[w][s].iter().map(Report::to_json).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        json.insert(workload.name.into(), serde_json::Value::Object(rows));
+    }
+    md.push_str("\n### Process RSS after the runs (KiB)\n\n| system | RSS |\n|---|---|\n");
+    for (system, rss) in systems.iter().zip(rss) {
+        if let Some(kib) = rss {
+            md.push_str(&format!("| {} | {kib} |\n", system.name));
+        }
+    }
+    (md, serde_json::Value::Object(json))
+}

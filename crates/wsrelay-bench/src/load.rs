@@ -1,0 +1,451 @@
+//! The load generator: WebSocket clients sending messages to an echo endpoint and timing them.
+//!
+//! Each message carries its send time in its first 8 bytes; the echo brings it back, so latency
+//! needs no shared state between a connection's writer and reader. In open-loop mode, messages
+//! are sent on a fixed schedule; a writer held up by the system under test stamps the scheduled
+//! time, so a stall is charged to every message it delayed (no coordinated omission).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use wsrelay::codec::{
+    apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN,
+};
+use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
+
+/// Hard bounds, so no run can go on without end.
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// Most connections one run may open.
+pub const MAX_CONNECTIONS: usize = 20_000;
+/// Largest message size.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Bytes of each message that carry its send time.
+const STAMP: usize = 8;
+/// Lateness beyond timer granularity: a writer this far behind its schedule is being held up.
+const BEHIND_SCHEDULE: Duration = Duration::from_millis(2);
+/// Masking key of every client frame (the load tool is no browser; a fixed key is fine).
+const KEY: [u8; 4] = [0x3c, 0x5a, 0xa5, 0xc3];
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Endpoint (must be on a loopback address).
+    pub url: WsUri,
+    /// Connections, each with its own writer and reader.
+    pub connections: usize,
+    /// Payload bytes per message (at least 8 to carry the send time).
+    pub size: usize,
+    /// Text instead of binary messages.
+    pub text: bool,
+    /// Closed loop: messages in flight per connection.
+    pub window: usize,
+    /// Open loop: total messages per second over all connections (closed loop when `None`).
+    pub rate: Option<u64>,
+    /// How long to send.
+    pub duration: Duration,
+    /// Stop after this many messages per connection (closed loop), if set.
+    pub messages: Option<u64>,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Messages echoed back.
+    pub messages: u64,
+    /// Payload bytes echoed back.
+    pub bytes: u64,
+    /// Time from the first send to the end of measuring.
+    pub elapsed: Duration,
+    /// Round-trip latency of every echoed message, in microseconds.
+    pub latency: Histogram<u64>,
+    /// Connections that failed (handshake or I/O).
+    pub failed_connections: usize,
+}
+
+impl Report {
+    /// Echoed messages per second.
+    pub fn msgs_per_sec(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Echoed payload megabytes (10^6) per second.
+    pub fn mb_per_sec(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+
+    /// Latency at quantile `q` (0..=1), microseconds.
+    pub fn latency_us(&self, q: f64) -> u64 {
+        self.latency.value_at_quantile(q)
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "msgs_per_s": self.msgs_per_sec(),
+            "mb_per_s": self.mb_per_sec(),
+            "latency_us": {
+                "p50": self.latency_us(0.5),
+                "p90": self.latency_us(0.9),
+                "p99": self.latency_us(0.99),
+                "p999": self.latency_us(0.999),
+                "max": self.latency.max(),
+            },
+            "failed_connections": self.failed_connections,
+        })
+    }
+
+    /// The report as a small table.
+    pub fn to_table(&self) -> String {
+        format!(
+            "messages {:>10}  msgs/s {:>12.0}  MB/s {:>9.1}  latency us p50 {} p90 {} p99 {} p99.9 {} max {}{}",
+            self.messages,
+            self.msgs_per_sec(),
+            self.mb_per_sec(),
+            self.latency_us(0.5),
+            self.latency_us(0.9),
+            self.latency_us(0.99),
+            self.latency_us(0.999),
+            self.latency.max(),
+            if self.failed_connections > 0 {
+                format!("  FAILED CONNECTIONS {}", self.failed_connections)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Refuses anything but loopback targets and out-of-bounds settings.
+pub fn check(config: &LoadConfig) -> Result<SocketAddr, String> {
+    let ip: IpAddr = config.url.host.parse().map_err(|_| {
+        format!(
+            "{}: the load tool takes a loopback IP address, not a name",
+            config.url
+        )
+    })?;
+    if !ip.is_loopback() {
+        return Err(format!(
+            "{ip} is not a loopback address: load runs target 127.0.0.0/8 or ::1 only"
+        ));
+    }
+    if config.url.secure {
+        return Err("wss:// is not supported by the load tool".into());
+    }
+    if config.connections == 0 || config.connections > MAX_CONNECTIONS {
+        return Err(format!("connections must be 1..={MAX_CONNECTIONS}"));
+    }
+    if !(STAMP..=MAX_MESSAGE).contains(&config.size) {
+        return Err(format!("size must be {STAMP}..={MAX_MESSAGE} bytes"));
+    }
+    if config.duration > MAX_DURATION || config.duration.is_zero() {
+        return Err(format!("duration must be within (0, {MAX_DURATION:?}]"));
+    }
+    if config.window == 0 {
+        return Err("window must be at least 1".into());
+    }
+    Ok(SocketAddr::new(ip, config.url.port))
+}
+
+/// Runs a load and returns what it measured.
+pub async fn run(config: LoadConfig) -> Result<Report, String> {
+    let addr = check(&config)?;
+    let mut streams = Vec::with_capacity(config.connections);
+    for _ in 0..config.connections {
+        streams.push(connect(addr, &config.url).await);
+    }
+    let start = Instant::now();
+    let deadline = start + config.duration;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let per_connection_rate = config
+        .rate
+        .map(|r| (r as f64 / config.connections as f64).max(1e-3));
+    let mut tasks = Vec::new();
+    let mut failed = 0usize;
+    for (i, stream) in streams.into_iter().enumerate() {
+        let Ok((stream, leftover)) = stream else {
+            failed += 1;
+            continue;
+        };
+        let (reader, writer) = stream.into_split();
+        let window = Arc::new(Semaphore::new(config.window));
+        let cfg = config.clone();
+        // Spread open-loop schedules so connections do not fire in lockstep.
+        let phase = per_connection_rate
+            .map(|r| Duration::from_secs_f64(i as f64 / config.connections as f64 / r));
+        let writer_task = tokio::spawn(write_loop(
+            writer,
+            cfg,
+            start,
+            deadline,
+            window.clone(),
+            per_connection_rate.zip(phase),
+        ));
+        let reader_task = tokio::spawn(read_loop(reader, leftover, start, window, stopped.clone()));
+        tasks.push((writer_task, reader_task));
+    }
+    let mut readers = Vec::with_capacity(tasks.len());
+    for (writer, reader) in tasks {
+        if writer.await.ok().flatten().is_none() {
+            failed += 1;
+        }
+        readers.push(reader);
+    }
+    let elapsed = start.elapsed();
+    // Sending is over: readers collect what is still in flight, then end.
+    let _ = stop.send(true);
+    let mut latency = new_histogram();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    for reader in readers {
+        match tokio::time::timeout(Duration::from_secs(10), reader).await {
+            Ok(Ok(result)) => {
+                messages += result.messages;
+                bytes += result.bytes;
+                let _ = latency.add(&result.latency);
+                failed += usize::from(result.failed);
+            }
+            _ => failed += 1,
+        }
+    }
+    Ok(Report {
+        messages,
+        bytes,
+        elapsed: elapsed.max(Duration::from_millis(1)),
+        latency,
+        failed_connections: failed,
+    })
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
+}
+
+/// Opens a connection and completes the WebSocket handshake; returns bytes read past it.
+async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8>), String> {
+    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let request = UpgradeRequest::new(url);
+    let mut out = Vec::new();
+    request.encode(&mut out);
+    stream.write_all(&out).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    loop {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed during the handshake".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match request
+            .parse_response(&buf, &Limits::default())
+            .map_err(|e| e.to_string())?
+        {
+            Parsed::Partial => continue,
+            Parsed::Complete {
+                value: UpstreamResponse::Accepted { .. },
+                consumed,
+            } => {
+                return Ok((stream, buf.split_off(consumed)));
+            }
+            Parsed::Complete {
+                value: UpstreamResponse::Refused { status, .. },
+                ..
+            } => {
+                return Err(format!("upgrade refused with {status}"));
+            }
+        }
+    }
+}
+
+/// Sends messages until the deadline (or message count); returns how many were sent, or
+/// `None` if the connection failed. `schedule` is the open-loop rate and phase.
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    config: LoadConfig,
+    start: Instant,
+    deadline: Instant,
+    window: Arc<Semaphore>,
+    schedule: Option<(f64, Duration)>,
+) -> Option<u64> {
+    let opcode = if config.text {
+        OpCode::Text
+    } else {
+        OpCode::Binary
+    };
+    let header = FrameHeader {
+        mask: Some(KEY),
+        ..FrameHeader::new(opcode, config.size as u64)
+    };
+    // A pre-masked frame; only the 8 stamp bytes change per message (ASCII digits stay valid text).
+    let mut frame = Vec::with_capacity(config.size + MAX_HEADER_LEN);
+    write_frame(&mut frame, header, &vec![b'0'; config.size]);
+    let at = frame.len() - config.size;
+    let mut sent = 0u64;
+    loop {
+        let scheduled = match schedule {
+            Some((rate, phase)) => {
+                let interval = Duration::from_secs_f64(1.0 / rate);
+                let due = start + phase + interval.mul_f64(sent as f64);
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                // Timers fire up to a millisecond late: that is the load tool, not the system, so
+                // the actual send time counts. A writer further behind than that is held up by
+                // the system; then the schedule counts (no coordinated omission).
+                let now = Instant::now();
+                if now.duration_since(due) > BEHIND_SCHEDULE {
+                    due
+                } else {
+                    now
+                }
+            }
+            None => {
+                if Instant::now() >= deadline || config.messages.is_some_and(|m| sent >= m) {
+                    break;
+                }
+                match window.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => break,
+                }
+                Instant::now()
+            }
+        };
+        let stamp = encode_stamp(scheduled.duration_since(start).as_nanos() as u64);
+        frame[at..at + STAMP].copy_from_slice(&stamp);
+        apply_mask(&mut frame[at..at + STAMP], KEY, 0);
+        if writer.write_all(&frame).await.is_err() {
+            return None;
+        }
+        sent += 1;
+    }
+    Some(sent)
+}
+
+/// Characters of the stamp encoding: 64 ASCII symbols, so text messages stay valid UTF-8.
+const STAMP_SYMBOLS: &[u8; 64] =
+    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/";
+
+/// Nanoseconds since the start as 8 symbols of 6 bits (48 bits: 78 hours, far past any run).
+fn encode_stamp(nanos: u64) -> [u8; STAMP] {
+    let mut out = [0u8; STAMP];
+    for (i, symbol) in out.iter_mut().enumerate() {
+        *symbol = STAMP_SYMBOLS[((nanos >> (6 * (STAMP - 1 - i))) & 63) as usize];
+    }
+    out
+}
+
+fn decode_stamp(stamp: &[u8; STAMP]) -> Option<u64> {
+    stamp.iter().try_fold(0u64, |acc, &c| {
+        let v = STAMP_SYMBOLS.iter().position(|&s| s == c)?;
+        Some(acc << 6 | v as u64)
+    })
+}
+
+struct ReadResult {
+    messages: u64,
+    bytes: u64,
+    latency: Histogram<u64>,
+    failed: bool,
+}
+
+/// Reads echoed frames, timing each message by the stamp it carries.
+async fn read_loop(
+    mut reader: OwnedReadHalf,
+    leftover: Vec<u8>,
+    start: Instant,
+    window: Arc<Semaphore>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> ReadResult {
+    let mut result = ReadResult {
+        messages: 0,
+        bytes: 0,
+        latency: new_histogram(),
+        failed: false,
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    buf[..leftover.len()].copy_from_slice(&leftover);
+    let mut filled = leftover.len();
+    // The frame being read: payload bytes left, and its stamp so far.
+    let mut remaining = 0u64;
+    let mut stamp = [0u8; STAMP];
+    let mut stamp_len = 0usize;
+    loop {
+        let mut pos = 0;
+        while pos < filled {
+            if remaining == 0 {
+                match FrameHeader::parse(&buf[pos..filled], ParseConfig::new(Role::Client)) {
+                    Ok(Parse::Complete(h, n)) => {
+                        pos += n;
+                        if h.opcode == OpCode::Close {
+                            return result;
+                        }
+                        remaining = h.payload_len;
+                        stamp_len = 0;
+                        if remaining == 0 {
+                            continue;
+                        }
+                    }
+                    Ok(Parse::Incomplete(_)) => break,
+                    Err(_) => {
+                        result.failed = true;
+                        return result;
+                    }
+                }
+            }
+            let take = remaining.min((filled - pos) as u64) as usize;
+            let chunk = &buf[pos..pos + take];
+            if stamp_len < STAMP {
+                let n = (STAMP - stamp_len).min(chunk.len());
+                stamp[stamp_len..stamp_len + n].copy_from_slice(&chunk[..n]);
+                stamp_len += n;
+            }
+            pos += take;
+            remaining -= take as u64;
+            result.bytes += take as u64;
+            if remaining == 0 {
+                result.messages += 1;
+                if let Some(sent) = decode_stamp(&stamp) {
+                    let now = start.elapsed().as_nanos() as u64;
+                    let _ = result
+                        .latency
+                        .record((now.saturating_sub(sent) / 1000).max(1));
+                }
+                window.add_permits(1);
+            }
+        }
+        buf.copy_within(pos..filled, 0);
+        filled -= pos;
+        let read = if *stopped.borrow() {
+            // Sending is over: stop once nothing more arrives for a moment.
+            match tokio::time::timeout(Duration::from_millis(300), reader.read(&mut buf[filled..]))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => return result,
+            }
+        } else {
+            tokio::select! {
+                r = reader.read(&mut buf[filled..]) => r,
+                _ = stopped.changed() => continue,
+            }
+        };
+        match read {
+            Ok(0) => return result,
+            Ok(n) => filled += n,
+            Err(_) => {
+                result.failed = true;
+                return result;
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! `wsrelay-bench`: a WebSocket load generator, the peer systems it compares wsrelay with, and
+//! a runner that measures them all side by side in one run. Loopback only, bounded in time.
+
+mod compare;
+mod load;
+mod peers;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use wsrelay::handshake::WsUri;
+
+#[derive(Debug, Parser)]
+#[command(name = "wsrelay-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Send messages to an echo endpoint and report throughput and latency.
+    Load {
+        /// Echo endpoint (loopback only).
+        #[arg(long)]
+        url: WsUri,
+        /// Connections.
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Payload bytes per message (at least 8).
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Send text messages instead of binary.
+        #[arg(long)]
+        text: bool,
+        /// Closed loop: messages in flight per connection.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Open loop: total messages per second over all connections.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// How long to send.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Stop after this many messages per connection (closed loop).
+        #[arg(long)]
+        messages: Option<u64>,
+        /// Print JSON instead of a table line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the built-in echo server (the upstream of every measurement).
+    Echo {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Run a raw TCP proxy (64 KiB buffers per direction).
+    RawProxy {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        upstream: SocketAddr,
+    },
+    /// Run a message-by-message tokio-tungstenite relay.
+    TungsteniteRelay {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        upstream: String,
+    },
+    /// Measure every system on every workload, interleaved, and write the tables.
+    Compare(compare::CompareArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("wsrelay-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async move {
+        match cli.command {
+            Command::Load {
+                url,
+                connections,
+                size,
+                text,
+                window,
+                rate,
+                duration,
+                messages,
+                json,
+            } => {
+                let config = load::LoadConfig {
+                    url,
+                    connections,
+                    size,
+                    text,
+                    window,
+                    rate,
+                    duration,
+                    messages,
+                };
+                let report = load::run(config).await?;
+                if json {
+                    println!("{}", report.to_json());
+                } else {
+                    println!("{}", report.to_table());
+                }
+                Ok(())
+            }
+            Command::Echo { listen } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                wsrelay::echo::serve(listener).await;
+                Ok(())
+            }
+            Command::RawProxy { listen, upstream } => peers::raw_proxy(listen, upstream)
+                .await
+                .map_err(|e| e.to_string()),
+            Command::TungsteniteRelay { listen, upstream } => {
+                peers::tungstenite_relay(listen, upstream)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::Compare(args) => compare::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsrelay-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
