@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use wsrelay_handshake::{
@@ -46,10 +46,13 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// How frames are relayed.
     pub relay: RelayOptions,
+    /// Worker threads, each with its own runtime and listening socket (thread-per-core).
+    pub workers: usize,
 }
 
 impl GatewayConfig {
-    /// Defaults for everything but the addresses: 10 s handshakes, 5 s connect, 10 s shutdown.
+    /// Defaults for everything but the addresses: 10 s handshakes, 5 s connect, 10 s shutdown,
+    /// one worker (the caller's runtime).
     pub fn new(listen: SocketAddr, upstream: WsUri) -> GatewayConfig {
         GatewayConfig {
             listen,
@@ -60,72 +63,153 @@ impl GatewayConfig {
             shutdown_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             relay: RelayOptions::default(),
+            workers: 1,
         }
     }
 }
 
 /// A bound gateway, ready to serve.
+///
+/// With `workers` > 1 it runs thread-per-core, as nginx does: one single-threaded runtime per
+/// worker, each accepting on its own socket bound to the same address with `SO_REUSEPORT`, so
+/// the kernel spreads connections over workers and a connection's two directions, its buffers
+/// and its wake-ups all stay on one thread.
 pub struct Gateway {
+    /// The first worker's listener, on the caller's runtime.
     listener: TcpListener,
+    /// The other workers' listeners, handed to their own runtimes.
+    others: Vec<std::net::TcpListener>,
+    local: SocketAddr,
     config: Arc<GatewayConfig>,
 }
 
+/// A listening socket that other workers may bind too.
+fn reusable_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    Ok(socket)
+}
+
+/// Connections a listener queues before accepting.
+const BACKLOG: u32 = 1024;
+
 impl Gateway {
-    /// Binds the listener.
+    /// Binds and listens on one socket per worker (a port of 0 is resolved once, so all
+    /// workers share the port the first one got). Connections queue from here on.
     pub async fn bind(config: GatewayConfig) -> io::Result<Gateway> {
-        let listener = TcpListener::bind(config.listen).await?;
+        let first = reusable_socket(config.listen)?;
+        first.bind(config.listen)?;
+        let local = first.local_addr()?;
+        let listener = first.listen(BACKLOG)?;
+        let mut others = Vec::new();
+        for _ in 1..config.workers.max(1) {
+            let socket = reusable_socket(local)?;
+            socket.bind(local)?;
+            // Moved out of this runtime; the worker's own runtime takes it back in `run`.
+            others.push(socket.listen(BACKLOG)?.into_std()?);
+        }
         Ok(Gateway {
             listener,
+            others,
+            local,
             config: Arc::new(config),
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local)
     }
 
-    /// Serves until `shutdown` completes; then stops accepting, sends 1001 to both sides of
-    /// every open relay and waits for them, at most the shutdown timeout.
+    /// Serves until `shutdown` completes; then every worker stops accepting, sends 1001 to both
+    /// sides of each open relay and waits for them, at most the shutdown timeout.
+    ///
+    /// The first worker runs on the caller's runtime; the others get a thread and a
+    /// single-threaded runtime each.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let config = Arc::clone(&self.config);
-                        let stop = stop_rx.clone();
-                        tasks.spawn(serve_connection(stream, peer, config, stop));
-                    }
-                    Err(e) => {
-                        // Out of descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                () = &mut shutdown => break,
-            }
+        let mut threads = Vec::new();
+        for (n, listener) in self.others.into_iter().enumerate() {
+            let config = Arc::clone(&self.config);
+            let stop = stop_rx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("wsrelay-worker-{}", n + 1))
+                .spawn(move || -> io::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        serve(TcpListener::from_std(listener)?, config, stop).await
+                    })
+                })?;
+            threads.push(thread);
         }
-        drop(self.listener);
-        let open = tasks.len();
-        tracing::info!(open, "shutting down: closing open connections with 1001");
-        let _ = stop_tx.send(true);
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.config.shutdown_timeout, drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                left = tasks.len(),
-                "shutdown deadline passed; cutting connections"
-            );
-            tasks.abort_all();
-        }
-        Ok(())
+        let worker = serve(self.listener, Arc::clone(&self.config), stop_rx);
+        let signal = async {
+            shutdown.await;
+            tracing::info!("shutting down: closing open connections with 1001");
+            let _ = stop_tx.send(true);
+        };
+        let (served, ()) = tokio::join!(worker, signal);
+        let joined = tokio::task::spawn_blocking(move || {
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("worker panicked")))
+                })
+                .collect::<io::Result<Vec<()>>>()
+        })
+        .await
+        .map_err(io::Error::other)?;
+        served.and(joined.map(drop))
     }
+}
+
+/// One worker: accepts and serves connections until `stop` turns true, then winds them down.
+async fn serve(
+    listener: TcpListener,
+    config: Arc<GatewayConfig>,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut tasks = JoinSet::new();
+    let mut stopping = stop.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tasks.spawn(serve_connection(stream, peer, Arc::clone(&config), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            // Mapped to a bool: the watch guard it yields must not live in the select's output.
+            _ = async { stopping.wait_for(|stopping| *stopping).await.is_ok() } => break,
+        }
+    }
+    drop(listener);
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_timeout, drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = tasks.len(),
+            "shutdown deadline passed; cutting connections"
+        );
+        tasks.abort_all();
+    }
+    Ok(())
 }
 
 /// Why a connection never reached the relay; each maps to the HTTP status the client gets.

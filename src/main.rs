@@ -51,6 +51,9 @@ struct Cli {
     /// Do not validate UTF-8 of text messages.
     #[arg(long)]
     no_utf8_validation: bool,
+    /// Worker threads, each with its own runtime and listening socket; 0: one per CPU.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive).
     #[arg(long, default_value = "info", env = "WSRELAY_LOG")]
     log: String,
@@ -64,8 +67,7 @@ fn limit(value: u64) -> u64 {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -74,7 +76,12 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(cli).await {
+    // Thread-per-core: this thread is the first worker; the gateway starts the others.
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wsrelay: {e}");
@@ -106,6 +113,10 @@ async fn run(cli: Cli) -> std::io::Result<()> {
     config.relay.upstream_max_message_size = limit(cli.max_message_size);
     config.relay.buffer_size = cli.buffer_size;
     config.relay.validate_utf8 = !cli.no_utf8_validation;
+    config.workers = match cli.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let upstream = config.upstream.to_string();
     let gateway = Gateway::bind(config).await?;
     let local = gateway.local_addr()?;

@@ -78,6 +78,35 @@ async fn tungstenite_client_through_wsrelay_to_tungstenite_echo() {
 }
 
 #[tokio::test]
+async fn several_workers_share_the_port_and_each_relays() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let gw = gateway_with(&format!("ws://{echo}/"), |c| c.workers = 3).await;
+    let mut clients = Vec::new();
+    for i in 0..24 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(gw.url("/"))
+            .await
+            .expect("connect");
+        ws.send(Message::text(format!("hello {i}"))).await.unwrap();
+        clients.push(ws);
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(format!("hello {i}"))
+        );
+    }
+    let stopping = tokio::spawn(gw.stop());
+    for ws in clients.iter_mut() {
+        match ws.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+            other => panic!("expected close 1001 on shutdown, got {other:?}"),
+        }
+    }
+    drop(clients);
+    stopping.await.unwrap();
+}
+
+#[tokio::test]
 async fn fragments_with_pings_between_them_arrive_in_order() {
     let (addr, mut accepted) = raw_upstream().await;
     let gw = gateway_with(&format!("ws://{addr}/"), |_| {}).await;
