@@ -1,3 +1,3 @@
+//! cargo-fuzz entry point `frame_header`; the body and its invariants are in `src/codec.rs`.
 #![no_main]
-//! cargo-fuzz entry point; the body (with its invariants) lives in `src/codec.rs`.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| wsrelay_fuzz::codec::frame_header(data));

@@ -1,3 +1,3 @@
+//! cargo-fuzz entry point `handshake_response`; the body and its invariants are in `src/handshake.rs`.
 #![no_main]
-//! cargo-fuzz entry point; the body (with its invariants) lives in `src/handshake.rs`.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| wsrelay_fuzz::handshake::handshake_response(data));

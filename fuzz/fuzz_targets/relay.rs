@@ -1,3 +1,3 @@
+//! cargo-fuzz entry point `relay`; the body and its invariants are in `src/relay.rs`.
 #![no_main]
-//! cargo-fuzz entry point; the body (with its invariants) lives in `src/relay.rs`.
 libfuzzer_sys::fuzz_target!(|data: &[u8]| wsrelay_fuzz::relay::relay_forwarder(data));
