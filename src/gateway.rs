@@ -253,7 +253,25 @@ impl Refusal {
                 &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
                 &format!("{self}\n"),
             ),
-            other => write_error_response(out, other.status(), &[], &format!("{other}\n")),
+            Refusal::HandshakeTimeout(_) => {
+                write_error_response(out, 408, &[], &format!("{self}\n"))
+            }
+            // Upstream failures: the client learns the status, not the internal address or
+            // error (those go to the log line).
+            Refusal::ConnectTimeout(..) | Refusal::UpgradeTimeout(_) => write_error_response(
+                out,
+                504,
+                &[],
+                "the upstream server did not answer in time\n",
+            ),
+            Refusal::Connect(..) | Refusal::UpstreamIo(_) | Refusal::UpstreamHandshake(_) => {
+                write_error_response(
+                    out,
+                    502,
+                    &[],
+                    "the upstream server could not complete the WebSocket handshake\n",
+                )
+            }
         }
     }
 }

@@ -359,6 +359,13 @@ async fn upstream_down_gives_502_and_silent_upstream_gives_504() {
         .err()
         .expect("refused");
     assert_eq!(answer.status, 502);
+    // The client learns nothing of the internal topology; the log has the details.
+    let body = String::from_utf8_lossy(&answer.body);
+    assert!(
+        !body.contains(&closed.port().to_string()),
+        "upstream address leaked: {body}"
+    );
+    assert!(!body.contains("refused"), "upstream error leaked: {body}");
     gw.stop().await;
 
     // An upstream that accepts TCP but never answers the upgrade.
