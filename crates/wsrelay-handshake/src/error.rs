@@ -30,6 +30,12 @@ pub enum HandshakeError {
     /// The upgrade must be HTTP/1.1 or later (400).
     #[error("WebSocket upgrade requires HTTP/1.1")]
     UnsupportedHttpVersion,
+    /// No `Host` header (400, RFC 6455 §4.2.1 item 2).
+    #[error("missing Host header")]
+    MissingHost,
+    /// More than one `Host` header: hops could disagree on which one counts (400, RFC 9112 §3.2).
+    #[error("more than one Host header")]
+    DuplicateHost,
     /// No `Upgrade` header (400).
     #[error("missing Upgrade: websocket header")]
     MissingUpgrade,
@@ -91,6 +97,8 @@ impl HandshakeError {
             MalformedRequest(_)
             | InvalidHeader { .. }
             | UnsupportedHttpVersion
+            | MissingHost
+            | DuplicateHost
             | MissingUpgrade
             | UnsupportedUpgrade(_)
             | MissingConnectionUpgrade

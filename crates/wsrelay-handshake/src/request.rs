@@ -230,6 +230,16 @@ impl RequestHead {
         if self.version < 1 {
             return Err(HandshakeError::UnsupportedHttpVersion);
         }
+        match self
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("Host"))
+            .count()
+        {
+            0 => return Err(HandshakeError::MissingHost),
+            1 => {}
+            _ => return Err(HandshakeError::DuplicateHost),
+        }
         let Some(upgrade) = self.header("Upgrade") else {
             return Err(HandshakeError::MissingUpgrade);
         };

@@ -69,6 +69,12 @@ fn every_failure_has_its_own_error_and_status() {
             HandshakeError::UnsupportedHttpVersion,
             400,
         ),
+        (replace("Host", None), HandshakeError::MissingHost, 400),
+        (
+            replace("Origin", Some("Host: second.example")),
+            HandshakeError::DuplicateHost,
+            400,
+        ),
         (
             replace("Upgrade", None),
             HandshakeError::MissingUpgrade,
