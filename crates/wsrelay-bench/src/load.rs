@@ -32,24 +32,32 @@ const BEHIND_SCHEDULE: Duration = Duration::from_millis(2);
 /// Masking key of every client frame (the load tool is no browser; a fixed key is fine).
 const KEY: [u8; 4] = [0x3c, 0x5a, 0xa5, 0xc3];
 
-/// What to send.
-#[derive(Debug, Clone)]
+/// What to send (also the `load` subcommand's options).
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadConfig {
-    /// Endpoint (must be on a loopback address).
+    /// Echo endpoint (loopback only).
+    #[arg(long)]
     pub url: WsUri,
     /// Connections, each with its own writer and reader.
+    #[arg(long, default_value_t = 1)]
     pub connections: usize,
     /// Payload bytes per message (at least 8 to carry the send time).
+    #[arg(long, default_value_t = 32)]
     pub size: usize,
     /// Text instead of binary messages.
+    #[arg(long)]
     pub text: bool,
     /// Closed loop: messages in flight per connection.
+    #[arg(long, default_value_t = 1)]
     pub window: usize,
-    /// Open loop: total messages per second over all connections (closed loop when `None`).
+    /// Open loop: total messages per second over all connections (closed loop when absent).
+    #[arg(long)]
     pub rate: Option<u64>,
     /// How long to send.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// Stop after this many messages per connection (closed loop), if set.
+    #[arg(long)]
     pub messages: Option<u64>,
 }
 

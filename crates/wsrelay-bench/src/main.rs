@@ -6,10 +6,8 @@ mod load;
 mod peers;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wsrelay::handshake::WsUri;
 
 #[derive(Debug, Parser)]
 #[command(name = "wsrelay-bench", about)]
@@ -22,30 +20,8 @@ struct Cli {
 enum Command {
     /// Send messages to an echo endpoint and report throughput and latency.
     Load {
-        /// Echo endpoint (loopback only).
-        #[arg(long)]
-        url: WsUri,
-        /// Connections.
-        #[arg(long, default_value_t = 1)]
-        connections: usize,
-        /// Payload bytes per message (at least 8).
-        #[arg(long, default_value_t = 32)]
-        size: usize,
-        /// Send text messages instead of binary.
-        #[arg(long)]
-        text: bool,
-        /// Closed loop: messages in flight per connection.
-        #[arg(long, default_value_t = 1)]
-        window: usize,
-        /// Open loop: total messages per second over all connections.
-        #[arg(long)]
-        rate: Option<u64>,
-        /// How long to send.
-        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-        duration: Duration,
-        /// Stop after this many messages per connection (closed loop).
-        #[arg(long)]
-        messages: Option<u64>,
+        #[command(flatten)]
+        config: load::LoadConfig,
         /// Print JSON instead of a table line.
         #[arg(long)]
         json: bool,
@@ -84,27 +60,7 @@ fn main() -> std::process::ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async move {
         match cli.command {
-            Command::Load {
-                url,
-                connections,
-                size,
-                text,
-                window,
-                rate,
-                duration,
-                messages,
-                json,
-            } => {
-                let config = load::LoadConfig {
-                    url,
-                    connections,
-                    size,
-                    text,
-                    window,
-                    rate,
-                    duration,
-                    messages,
-                };
+            Command::Load { config, json } => {
                 let report = load::run(config).await?;
                 if json {
                     println!("{}", report.to_json());
