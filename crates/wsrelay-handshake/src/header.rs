@@ -100,7 +100,7 @@ pub(crate) fn offending_header(buf: &[u8]) -> String {
         .find_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             let (name, value) = line.split_at(colon);
-            let bad = value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
+            let bad = !value.iter().all(|&b| crate::policy::is_value_byte(b));
             bad.then(|| shown_name(name))
         })
         .unwrap_or_default()

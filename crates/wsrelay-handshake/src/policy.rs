@@ -56,11 +56,18 @@ pub(crate) fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Checks a header before it is written: the name must be a token (RFC 9110 §5.1) and the
-/// value free of CR, LF and NUL, which would let one header smuggle in another.
+/// True for a byte allowed in a header value (RFC 9110 §5.5): anything but control characters,
+/// HTAB excepted. CR and LF in particular would let one header smuggle in another.
+pub(crate) fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+/// Checks a header before it is written: the name must be a token (RFC 9110 §5.1) and every
+/// value byte allowed ([`is_value_byte`]): the same rule the request and response parsers apply,
+/// so whatever this lets through, our own parsers accept.
 pub fn validate_header(name: &str, value: &[u8]) -> Result<(), HandshakeError> {
     let name_ok = !name.is_empty() && name.bytes().all(is_token_char);
-    let value_ok = !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+    let value_ok = value.iter().all(|&b| is_value_byte(b));
     if name_ok && value_ok {
         Ok(())
     } else {

@@ -148,9 +148,7 @@ pub fn write_relayed_response(
     headers: &[Header],
     body: &[u8],
 ) {
-    let printable = reason
-        .bytes()
-        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    let printable = reason.bytes().all(crate::policy::is_value_byte);
     let reason = if reason.is_empty() || !printable {
         reason_phrase(status)
     } else {

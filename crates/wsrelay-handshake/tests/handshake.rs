@@ -284,3 +284,20 @@ proptest! {
         prop_assert!(is_accepted, "{:?}", accepted);
     }
 }
+
+#[test]
+fn an_extension_offer_with_a_control_character_never_reaches_the_wire() {
+    // Found by the builder proptest: "A;\x7f" passed the builder's header check (which then
+    // refused only CR, LF and NUL) but not our own request parser.
+    let uri = WsUri::parse("ws://h/").unwrap();
+    let request = UpgradeRequest::new(&uri).with_extensions(&["A;\u{7f}".to_owned()]);
+    let mut wire = Vec::new();
+    request.encode(&mut wire);
+    assert!(
+        parse_upgrade_request(&wire, &Limits::default()).is_ok(),
+        "{}",
+        String::from_utf8_lossy(&wire)
+    );
+    assert!(validate_header("X-A", b"a\x7fb").is_err());
+    assert!(validate_header("X-A", b"tab\tok").is_ok());
+}
