@@ -15,9 +15,10 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use wsrelay_handshake::{
-    forward_request_headers, forward_response_headers, write_error_response,
-    write_relayed_response, write_switching_protocols, ForwardContext, HandshakeError, Limits,
-    Parsed, RequestHead, UpgradeRequest, UpstreamResponse, WebSocketRequest, WsUri,
+    extension_name, forward_request_headers, forward_response_headers, split_list,
+    write_error_response, write_relayed_response, write_switching_protocols, ForwardContext,
+    HandshakeError, Limits, Parsed, RequestHead, UpgradeRequest, UpstreamResponse,
+    WebSocketRequest, WsUri,
 };
 use wsrelay_relay::{EndReason, Relay, RelayOptions, RelayOutcome};
 
@@ -460,10 +461,6 @@ fn split_query(target: &str) -> (&str, Option<&str>) {
     }
 }
 
-fn extension_name(offer: &str) -> &str {
-    offer.split(';').next().unwrap_or("").trim()
-}
-
 async fn connect_upstream(
     config: &GatewayConfig,
     hello: &ClientHello,
@@ -534,8 +531,8 @@ async fn connect_upstream(
             ..
         } => {
             let deflate = extensions.as_deref().is_some_and(|e| {
-                e.split(',')
-                    .any(|x| extension_name(x).eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
+                // A list whose parameters may hold quoted commas (RFC 9110 §5.6.1).
+                split_list(e).any(|x| extension_name(x).eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
             });
             Ok(Upgraded::Accepted(UpstreamConn {
                 stream,
