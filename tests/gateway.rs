@@ -280,7 +280,7 @@ async fn vanishing_peers_cause_close_frames_not_resets() {
     let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
     let upstream = accepted.recv().await.unwrap();
     drop(upstream);
-    assert_eq!(client.expect_close().await, Some(1011));
+    assert_eq!(client.expect_close().await, Some(1014));
     gw.stop().await;
 }
 

@@ -15,7 +15,7 @@
 //! | client breaks the protocol | close 1002 / 1007 / 1009 | close 1001 |
 //! | upstream breaks the protocol | close 1002 / 1007 / 1009 | close 1014 |
 //! | client vanishes (EOF or error, no close) | — | close 1001 |
-//! | upstream vanishes | — | close 1011 |
+//! | upstream vanishes | — | close 1014 |
 //! | idle timeout or shutdown | close 1001 | close 1001 |
 //!
 //! After a close, the relay waits up to the close timeout for the other side's close, then shuts

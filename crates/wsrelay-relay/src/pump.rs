@@ -165,6 +165,11 @@ impl Pump {
         });
     }
 
+    /// Whether nothing more will ever be written to the destination.
+    pub(crate) fn destination_abandoned(&self) -> bool {
+        self.dst_abandoned
+    }
+
     /// Gives up on the destination: nothing more is written to it (its peer is gone).
     pub(crate) fn abandon_destination(&mut self) {
         self.dst_abandoned = true;

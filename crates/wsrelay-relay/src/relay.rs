@@ -235,7 +235,7 @@ where
         self.writer_to(side).abandon_destination();
         let (code, why) = match side {
             Side::Client => (code::GOING_AWAY, "client went away"),
-            Side::Upstream => (code::INTERNAL_ERROR, "upstream went away"),
+            Side::Upstream => (code::BAD_GATEWAY, "upstream went away"),
         };
         self.writer_to(side.other()).inject_close(code, why);
         self.set_end(EndReason::Vanished { side, error });
@@ -250,9 +250,14 @@ where
         self.start_close_timer();
     }
 
-    /// Both sides have said their last word and been told to close, and nothing waits to be written.
+    /// Both sides have said their last word and been told to close, and nothing waits to be
+    /// written; or neither side can be written to any more (both abandoned, e.g. one vanished
+    /// and the other was left mid-frame), so reading on would serve nothing.
     fn settled(&self) -> bool {
         let (c2u, u2c) = (&self.relay.c2u, &self.relay.u2c);
+        if c2u.destination_abandoned() && u2c.destination_abandoned() {
+            return true;
+        }
         !c2u.reading()
             && !u2c.reading()
             && c2u.destination_settled()

@@ -442,12 +442,12 @@ async fn vanishing_sides_get_close_frames_not_resets() {
     ));
     assert!(!outcome.close_timed_out);
 
-    // Upstream vanishes: the client gets 1011.
+    // Upstream vanishes: an upstream failure after the upgrade, so the client gets 1014.
     let mut s = start(RelayOptions::default());
     drop(s.upstream);
-    expect_close(&mut s.client, Role::Client, 1011).await;
+    expect_close(&mut s.client, Role::Client, 1014).await;
     s.client
-        .write_all(&client_frame(OpCode::Close, &close_payload(1011, "")))
+        .write_all(&client_frame(OpCode::Close, &close_payload(1014, "")))
         .await
         .unwrap();
     expect_eof(&mut s.client).await;
@@ -530,6 +530,39 @@ async fn pipelined_bytes_are_relayed_first() {
     drop(client);
     drop(upstream);
     relay.await.unwrap();
+}
+
+/// Regression (conformance case 11.7): the upstream vanished inside a frame it had started to
+/// send, so no close frame can reach the client; the relay used to keep the client connection
+/// open until the close timeout instead of ending it at once.
+#[tokio::test(start_paused = true)]
+async fn upstream_vanishing_mid_frame_ends_the_client_connection_at_once() {
+    let mut s = start(RelayOptions {
+        close_timeout: Duration::from_secs(30),
+        ..RelayOptions::default()
+    });
+    let frame = server_frame(OpCode::Binary, &[9u8; 1000]);
+    s.upstream.write_all(&frame[..500]).await.unwrap();
+    let mut seen = vec![0u8; 500];
+    s.client.read_exact(&mut seen).await.unwrap();
+    drop(s.upstream);
+    let started = tokio::time::Instant::now();
+    expect_eof(&mut s.client).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(s.client);
+    let outcome = s.relay.await.unwrap();
+    assert!(!outcome.close_timed_out);
+    assert!(matches!(
+        outcome.end,
+        EndReason::Vanished {
+            side: Side::Upstream,
+            ..
+        }
+    ));
 }
 
 #[tokio::test(start_paused = true)]
