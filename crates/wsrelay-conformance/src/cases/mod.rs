@@ -1,0 +1,121 @@
+//! The cases, one module per group (or pair of small groups).
+
+mod close;
+mod fragmentation;
+mod framing;
+mod intermediary;
+mod limits;
+mod reserved;
+mod upstream;
+mod utf8;
+
+use std::time::Duration;
+
+use crate::case::{Case, Msg, Step};
+use crate::wire::{op, Frame};
+
+/// Every case, in report order.
+pub fn all() -> Vec<Case> {
+    let mut cases = Vec::new();
+    cases.extend(framing::framing());
+    cases.extend(framing::ping_pong());
+    cases.extend(reserved::bits());
+    cases.extend(reserved::opcodes());
+    cases.extend(fragmentation::cases());
+    cases.extend(utf8::cases());
+    cases.extend(close::cases());
+    cases.extend(limits::limits());
+    cases.extend(limits::misc());
+    cases.extend(intermediary::cases());
+    cases.extend(upstream::cases());
+    cases
+}
+
+/// A masked client frame's bytes.
+fn c(opcode: u8, fin: bool, payload: impl Into<Vec<u8>>) -> Vec<u8> {
+    Frame::client(opcode, fin, payload).encode()
+}
+
+/// An unmasked server frame's bytes.
+fn s(opcode: u8, fin: bool, payload: impl Into<Vec<u8>>) -> Vec<u8> {
+    Frame::server(opcode, fin, payload).encode()
+}
+
+/// One write of several frames.
+fn send(frames: &[Vec<u8>]) -> Step {
+    Step::Send(frames.concat())
+}
+
+/// Writes of `chunk` bytes with no pause.
+fn chunked(bytes: Vec<u8>, chunk: usize) -> Step {
+    Step::SendChunked {
+        bytes,
+        chunk,
+        pause: Duration::ZERO,
+    }
+}
+
+/// A pause.
+fn pause(ms: u64) -> Step {
+    Step::Pause(Duration::from_millis(ms))
+}
+
+/// `n` bytes of readable text (not all the same byte, so misplaced bytes show).
+fn text_of(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// `n` bytes covering every byte value.
+fn binary_of(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 256) as u8).collect()
+}
+
+/// A text message expected back.
+fn text(payload: impl Into<Vec<u8>>) -> Msg {
+    Msg::Text(payload.into())
+}
+
+/// A binary message expected back.
+fn binary(payload: impl Into<Vec<u8>>) -> Msg {
+    Msg::Binary(payload.into())
+}
+
+/// A pong expected back.
+fn pong(payload: impl Into<Vec<u8>>) -> Msg {
+    Msg::Pong(payload.into())
+}
+
+/// `payload` as a message of `opcode` cut into fragments of `size` bytes (at least one frame).
+fn fragments(opcode: u8, payload: &[u8], size: usize, client: bool) -> Vec<u8> {
+    let pieces: Vec<&[u8]> = if payload.is_empty() {
+        vec![&[]]
+    } else {
+        payload.chunks(size.max(1)).collect()
+    };
+    let last = pieces.len() - 1;
+    let mut out = Vec::with_capacity(payload.len() + pieces.len() * 14);
+    for (i, piece) in pieces.into_iter().enumerate() {
+        let code = if i == 0 { opcode } else { op::CONT };
+        let frame = if client {
+            Frame::client(code, i == last, piece)
+        } else {
+            Frame::server(code, i == last, piece)
+        };
+        out.extend_from_slice(&frame.encode());
+    }
+    out
+}
+
+/// Why an echo of frames sent before a protocol error may be missing: the relay must fail the
+/// connection when the bad frame arrives, and may send no data after its close frame.
+const FAIL_AT_ONCE: &str = "RFC 6455 §5.2: \"the receiving endpoint MUST _Fail the WebSocket Connection_\"; \
+§5.5.1: \"The application MUST NOT send any more data frames after sending a Close frame.\" — an echo of an earlier \
+frame that comes back after the relay failed the connection cannot be delivered.";
+
+/// Python `websockets` (16.1) fails a close that arrives between the fragments of a message
+/// with 1002 ("incomplete fragmented message"), although RFC 6455 §5.4 says "Control frames
+/// ... MAY be injected in the middle of a fragmented message"; the relay forwards the frames
+/// unchanged either way, so the case says nothing about the relay against that echo.
+const PY_CLOSE_MID_MESSAGE: &str = "Python websockets answers a close between fragments with 1002 \
+(its own deviation from RFC 6455 §5.4, which allows control frames between fragments); the relay forwards the \
+frames unchanged, as the run against wsrelay's echo shows";
