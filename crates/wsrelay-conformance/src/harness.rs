@@ -34,6 +34,10 @@ pub const LIMITED_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub enum Echo {
     /// wsrelay's built-in echo server.
     Ours,
+    /// A blind echo that checks nothing: it answers pings, echoes every other frame as it came
+    /// (reserved bits and opcodes, invalid UTF-8 and all, unmasked) and closes after a close.
+    /// Behind it, every protocol error the client sees must come from the relay itself.
+    Blind,
     /// A Python `websockets` echo server, run by this interpreter.
     Python(PathBuf),
 }
@@ -105,6 +109,15 @@ pub async fn start_echo(echo: &Echo) -> Result<EchoHandle, String> {
             let addr = wsrelay::echo::spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(|e| e.to_string())?;
+            Ok(EchoHandle { addr, _child: None })
+        }
+        Echo::Blind => {
+            let (listener, addr) = raw_upstream().await.map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(blind_echo(stream));
+                }
+            });
             Ok(EchoHandle { addr, _child: None })
         }
         Echo::Python(python) => {
@@ -364,4 +377,53 @@ pub async fn run_upstream_cases(cases: &[&Case], python: &Path) -> Result<Vec<Ca
         }
     }
     Ok(results)
+}
+
+/// One connection of the blind echo ([`Echo::Blind`]).
+async fn blind_echo(mut stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match wire::parse_request(&buf) {
+            Ok(Some(head)) => {
+                if stream
+                    .write_all(&wire::switching_protocols(&head.key))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                buf.drain(..head.len);
+                break;
+            }
+            Ok(None) if buf.len() < 64 * 1024 => {}
+            _ => return,
+        }
+        match stream.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+    loop {
+        while let Ok(Some((frame, used))) = wire::read_frame(&buf, u64::MAX) {
+            buf.drain(..used);
+            let reply = match frame.opcode {
+                wire::op::PONG => continue,
+                wire::op::PING => wire::Frame::server(wire::op::PONG, true, frame.payload),
+                opcode => wire::Frame::server(opcode, frame.fin, frame.payload).rsv(frame.rsv),
+            };
+            if stream.write_all(&reply.encode()).await.is_err() {
+                return;
+            }
+            if frame.opcode == wire::op::CLOSE {
+                // A server closes the TCP connection once the close handshake is done.
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
 }

@@ -13,6 +13,8 @@ use wsrelay_conformance::Selection;
 enum EchoKind {
     /// wsrelay's built-in echo.
     Ours,
+    /// An echo that checks nothing, so only the relay can refuse bad frames.
+    Blind,
     /// Python `websockets` (installed by scripts/python-env.sh).
     Python,
 }
@@ -45,7 +47,7 @@ async fn main() -> ExitCode {
         cases: args.cases,
     };
     let python = match (args.echo, args.no_upstream_side) {
-        (EchoKind::Ours, true) => None,
+        (EchoKind::Ours | EchoKind::Blind, true) => None,
         _ => match harness::python() {
             Ok(p) => Some(p),
             Err(why) => {
@@ -56,6 +58,7 @@ async fn main() -> ExitCode {
     };
     let echo = match (args.echo, &python) {
         (EchoKind::Ours, _) => Some(Echo::Ours),
+        (EchoKind::Blind, _) => Some(Echo::Blind),
         (EchoKind::Python, Some(p)) => Some(Echo::Python(p.clone())),
         (EchoKind::Python, None) => None,
     };

@@ -1,5 +1,5 @@
-//! Runs the whole conformance suite on every `cargo test`: groups 1–11 against wsrelay's echo
-//! and against Python `websockets`, and group 12 with a real Python client. Reports go to
+//! Runs the whole conformance suite on every `cargo test`: groups 1–11 against wsrelay's echo,
+//! a blind echo that checks nothing, and Python `websockets`, and group 12 with a real Python client. Reports go to
 //! `target/conformance/<run>/report.{md,json}`.
 
 use std::collections::HashSet;
@@ -92,11 +92,19 @@ fn conformance_suite() {
         .expect("runtime");
     runtime.block_on(async {
         let all = Selection::default();
-        let mut summaries = vec![run(
-            "ours",
-            "wsrelay conformance: driver -> wsrelay -> wsrelay echo",
-            wsrelay_conformance::run_client_side(&Echo::Ours, &all).await,
-        )];
+        let mut summaries = vec![
+            run(
+                "ours",
+                "wsrelay conformance: driver -> wsrelay -> wsrelay echo",
+                wsrelay_conformance::run_client_side(&Echo::Ours, &all).await,
+            ),
+            // Behind an echo that checks nothing, every refusal the driver sees is the relay's.
+            run(
+                "blind",
+                "wsrelay conformance: driver -> wsrelay -> blind echo (checks nothing)",
+                wsrelay_conformance::run_client_side(&Echo::Blind, &all).await,
+            ),
+        ];
         match harness::python() {
             Ok(python) => {
                 summaries.push(run(
