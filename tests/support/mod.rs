@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
 use wsrelay::gateway::{Gateway, GatewayConfig};
 use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::route::Upstream;
 
 /// The masking key the raw client uses.
 pub const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
@@ -55,8 +56,9 @@ pub fn loopback() -> SocketAddr {
 
 /// Starts a gateway in front of `upstream`, letting `tune` adjust the config.
 pub async fn gateway_with(upstream: &str, tune: impl FnOnce(&mut GatewayConfig)) -> RunningGateway {
-    let mut config = GatewayConfig::new(loopback(), WsUri::parse(upstream).expect("upstream uri"));
-    config.relay.close_timeout = Duration::from_secs(3);
+    let upstream = Upstream::new(WsUri::parse(upstream).expect("upstream uri")).expect("upstream");
+    let mut config = GatewayConfig::new(loopback(), upstream);
+    config.routes[0].relay.close_timeout = Duration::from_secs(3);
     tune(&mut config);
     let gateway = Gateway::bind(config).await.expect("bind gateway");
     let addr = gateway.local_addr().unwrap();
