@@ -433,7 +433,7 @@ upstream = "ws://{up}"
     );
     // Without deflate accepted, the same frame is a protocol error (1002).
     let (_, conn) = http_head(gw.addr, &upgrade_request("/none", "x", offer)).await;
-    let _ = rx.recv().await.unwrap();
+    let (_, _upstream) = rx.recv().await.unwrap();
     let mut client = RawPeer::client(conn);
     client.send_raw(&compressed).await;
     assert_eq!(client.expect_close().await, Some(1002));
@@ -577,4 +577,23 @@ async fn the_binary_serves_a_config_file() {
     assert!(not_found.starts_with("HTTP/1.1 404 "), "{not_found}");
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[tokio::test]
+async fn server_handshake_timeout_gives_408() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let config = load_config(&format!(
+        "[server]\nhandshake_timeout = \"300ms\"\n{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{echo}\"\n"
+    ));
+    let gw = gateway_from(config).await;
+    let started = Instant::now();
+    // Half a request, then silence.
+    let response = http_exchange(gw.addr, "GET / HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    gw.stop().await;
 }

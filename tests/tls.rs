@@ -348,3 +348,34 @@ fn insecure_skip_verify_is_logged_at_start() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn connect_timeout_covers_the_upstream_tls_handshake() {
+    // An upstream that accepts TCP but never speaks TLS.
+    let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let config = load_config(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[defaults]\nconnect_timeout = \"300ms\"\n\
+         [[routes]]\npath_prefix = \"/\"\nupstream = \"wss://localhost:{port}\"\n"
+    ));
+    let gw = gateway_from(config).await;
+    let started = std::time::Instant::now();
+    let refused = RawPeer::connect(&gw.url("/"), &[], b"")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 504);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    gw.stop().await;
+    hold.abort();
+}
