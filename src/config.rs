@@ -667,6 +667,7 @@ impl Loader<'_> {
         }
         let default = UpstreamTlsSection::default();
         let section = tls.map_or(&default, Spanned::get_ref);
+        let before = self.errors.len();
         let settings = UpstreamTls {
             ca_file: section.ca_file.as_ref().map(|p| self.path(p)),
             client_cert_file: section.client_cert_file.as_ref().map(|p| self.path(p)),
@@ -681,6 +682,10 @@ impl Loader<'_> {
                     "with insecure_skip_verify no certificate is checked; remove one of them",
                 );
             }
+        }
+        if self.errors.len() > before {
+            // A missing file is reported at its key; rustls would only repeat it.
+            return None;
         }
         match tls::client_config(&settings) {
             Ok(config) => Some(Upstream {
@@ -821,6 +826,32 @@ mod tests {
             "{MINIMAL}add_headers = {{ Host = \"x\", \"Sec-WebSocket-Protocol\" = \"y\", \"X-Ok\" = \"a\\nb\" }}\n"
         );
         assert_eq!(errors(&source).len(), 3);
+    }
+
+    #[test]
+    fn missing_files_are_reported_at_their_key() {
+        let source = format!(
+            "{MINIMAL}[routes.upstream_tls]\nca_file = \"no/such/ca.pem\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[[listeners.tls.certificates]]\ncert_file = \"missing.pem\"\nkey_file = \"missing.key\"\n"
+        );
+        let source = source.replace("ws://127.0.0.1:9", "wss://127.0.0.1:9");
+        let errs = errors(&source);
+        let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.line, e.column)).collect();
+        assert_eq!(at, [(13, 13), (14, 12), (8, 11)], "{errs:#?}");
+        assert!(errs[0].message.contains("missing.pem"), "{errs:#?}");
+        assert!(errs[0].hint.contains("relative to the configuration file"));
+    }
+
+    #[test]
+    fn server_keys_are_read() {
+        let source = format!("[server]\nworkers = 3\nshutdown_timeout = \"0s\"\n{MINIMAL}");
+        let config = parse(&source, "t", Path::new(".")).unwrap();
+        assert_eq!(
+            (config.workers, config.shutdown_timeout),
+            (3, Duration::ZERO)
+        );
+        let e =
+            &errors(&MINIMAL.replace("path_prefix", "connect_timeout = \"0s\"\npath_prefix"))[0];
+        assert!(e.message.contains("cannot be 0"), "{e}");
     }
 
     #[test]

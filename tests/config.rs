@@ -597,3 +597,26 @@ async fn server_handshake_timeout_gives_408() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_timeout_cuts_connections_whose_peers_do_not_close() {
+    let (up, mut rx) = recording_upstream(first_protocol).await;
+    let config = load_config(&format!(
+        "[server]\nshutdown_timeout = \"300ms\"\n{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{up}\"\n"
+    ));
+    let gw = gateway_from(config).await;
+    let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
+    let (_, mut upstream) = rx.recv().await.unwrap();
+    let started = Instant::now();
+    let stopping = tokio::spawn(gw.stop());
+    assert_eq!(client.expect_close().await, Some(1001));
+    assert_eq!(upstream.expect_close().await, Some(1001));
+    // Neither side answers its close; the relay would wait close_timeout (5 s), the shutdown
+    // deadline (300 ms) cuts it first.
+    stopping.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -379,3 +379,36 @@ async fn connect_timeout_covers_the_upstream_tls_handshake() {
     gw.stop().await;
     hold.abort();
 }
+
+#[tokio::test]
+async fn plain_and_tls_listeners_side_by_side_on_two_workers() {
+    let pki = Pki::new("two");
+    let front = pki.leaf("front", &["gw.test"]);
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let config = load_config(&format!(
+        "[server]\nworkers = 2\n[[listeners]]\naddress = \"127.0.0.1:0\"\n{}\n\
+         [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{echo}\"\n",
+        listener_tls(&front, "\"gw.test\"")
+    ));
+    assert_eq!(config.workers, 2);
+    let gateway = wsrelay::gateway::Gateway::bind(config).await.unwrap();
+    let addrs = gateway.local_addrs().to_vec();
+    assert_eq!(addrs.len(), 2);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(gateway.run(async move {
+        let _ = stopped.await;
+    }));
+    // Enough connections that both workers' sockets take some (the kernel spreads them).
+    for _ in 0..8 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/", addrs[0]))
+            .await
+            .expect("plain listener");
+        ws.send(Message::text("plain")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("plain"));
+        echo_once(addrs[1], "gw.test", &pki, "/")
+            .await
+            .expect("TLS listener");
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
