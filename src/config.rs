@@ -855,6 +855,39 @@ mod tests {
     }
 
     #[test]
+    fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
+        let source = format!(
+            "[defaults]\nidle_timeout = \"1m\"\nclose_timeout = \"2s\"\nmax_frame_size = 10\nmax_message_size = 20\nbuffer_size = 4096\nvalidate_utf8 = false\nconnect_timeout = \"1s\"\nupgrade_timeout = \"3s\"\n{MINIMAL}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nbuffer_size = 512\nmax_frame_size = 0\nidle_timeout = \"0s\"\n"
+        );
+        let config = parse(&source, "t", Path::new(".")).unwrap();
+        let (a, b) = (&config.routes[0], &config.routes[1]);
+        assert_eq!(
+            a.relay,
+            RelayOptions {
+                buffer_size: 4096,
+                client_max_frame_size: 10,
+                upstream_max_frame_size: 10,
+                client_max_message_size: 20,
+                upstream_max_message_size: 20,
+                validate_utf8: false,
+                allowed_rsv: 0,
+                close_timeout: Duration::from_secs(2),
+                idle_timeout: Some(Duration::from_secs(60)),
+            }
+        );
+        assert_eq!(
+            (a.connect_timeout, a.upgrade_timeout),
+            (Duration::from_secs(1), Duration::from_secs(3))
+        );
+        assert_eq!(b.relay.buffer_size, 512);
+        assert_eq!(b.relay.client_max_frame_size, u64::MAX);
+        assert_eq!(b.relay.idle_timeout, None);
+        assert_eq!(b.relay.client_max_message_size, 20);
+        let e = &errors(&format!("{MINIMAL}buffer_size = 100\n"))[0];
+        assert!(e.message.contains("below 256"), "{e}");
+    }
+
+    #[test]
     fn positions_count_characters() {
         assert_eq!(position("ab\ncé x", 7), (2, 4, "cé x".to_owned()));
         assert_eq!(edit_distance("idle_timout", "idle_timeout"), 1);

@@ -117,6 +117,10 @@ async fn tls_echo(leaf: &Leaf, client_ca: Option<&Pki>) -> std::net::SocketAddr 
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
+                // The gateway sends the upstream's host name as SNI: without it, no echo.
+                if tls.get_ref().1.server_name() != Some("localhost") {
+                    return;
+                }
                 let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
                     return;
                 };
