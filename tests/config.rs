@@ -14,6 +14,10 @@ use wsrelay::handshake::WebSocketRequest;
 
 const LISTENER: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\n";
 
+/// Test peers that hold a connection open never answer the close the gateway sends on
+/// shutdown; a short close timeout keeps `stop` quick.
+const QUICK_CLOSE: &str = "[defaults]\nclose_timeout = \"300ms\"\n";
+
 #[test]
 fn the_example_config_loads() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsrelay.toml");
@@ -95,7 +99,7 @@ upstream = "ws://{rest}/v1?k=v"
 async fn no_route_is_404_plain_http_is_426_disabled_route_is_403() {
     let (up, _rx) = recording_upstream(first_protocol).await;
     let config = load_config(&format!(
-        r#"{LISTENER}
+        r#"{LISTENER}{QUICK_CLOSE}
 [[routes]]
 path_prefix = "/ws/internal"
 websocket = false
@@ -159,7 +163,7 @@ allowed_origins = ["https://app.example", "http://localhost:3000/"]
 async fn header_policy_forwarded_added_removed_and_change_origin() {
     let (up, mut rx) = recording_upstream(first_protocol).await;
     let config = load_config(&format!(
-        r#"{LISTENER}
+        r#"{LISTENER}{QUICK_CLOSE}
 [[routes]]
 path_prefix = "/kept"
 upstream = "ws://{up}"
@@ -237,6 +241,7 @@ async fn per_route_limits_and_utf8_switch_override_the_defaults() {
 [defaults]
 max_frame_size = 100
 max_message_size = 150
+close_timeout = "300ms"
 
 [[routes]]
 path_prefix = "/big"
@@ -376,7 +381,7 @@ fn accept_all_extensions(request: &WebSocketRequest) -> (Option<String>, Option<
 async fn extension_offers_are_forwarded_only_as_configured() {
     let (up, mut rx) = recording_upstream(accept_all_extensions).await;
     let config = load_config(&format!(
-        r#"{LISTENER}
+        r#"{LISTENER}{QUICK_CLOSE}
 [[routes]]
 path_prefix = "/none"
 upstream = "ws://{up}"
@@ -448,7 +453,7 @@ fn choose_stomp(_: &WebSocketRequest) -> (Option<String>, Option<String>) {
 async fn an_upstream_choosing_an_unoffered_subprotocol_gives_502() {
     let (up, _rx) = recording_upstream(choose_stomp).await;
     let config = load_config(&format!(
-        "{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{up}\"\n"
+        "{LISTENER}{QUICK_CLOSE}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{up}\"\n"
     ));
     let gw = gateway_from(config).await;
     let refused = RawPeer::connect(&gw.url("/"), &["mqtt"], b"")
