@@ -171,20 +171,50 @@ pub fn parse(source: &str, file: &str, base_dir: &Path) -> Result<GatewayConfig,
         base_dir,
         errors: Vec::new(),
     };
-    let parsed: FileConfig = match toml::from_str(source) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            let hint = toml_hint(e.message());
-            loader.error(e.span(), e.message().trim_end(), &hint);
-            return Err(Error::Config(loader.errors));
+    // serde stops at the first error. An unknown key is recovered from: its line is blanked
+    // (offsets kept, so later positions stay right) and the file parsed again, so every
+    // unknown key is reported. Any other error ends the parse.
+    let mut text = source.to_owned();
+    let mut parsed = None;
+    for attempt in 0..MAX_PARSE_ERRORS {
+        match toml::from_str::<FileConfig>(&text) {
+            Ok(file) => {
+                parsed = Some(file);
+                break;
+            }
+            Err(e) => {
+                // After a blanking, only errors in text that is still valid TOML are genuine.
+                let genuine = attempt == 0 || text.parse::<toml::Table>().is_ok();
+                if genuine {
+                    loader.error(e.span(), e.message().trim_end(), &toml_hint(e.message()));
+                }
+                match e.span() {
+                    Some(span) if genuine && e.message().contains("unknown field") => {
+                        blank_line(&mut text, span.start)
+                    }
+                    _ => break,
+                }
+            }
         }
-    };
-    let config = loader.build(parsed);
-    if loader.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(Error::Config(loader.errors))
     }
+    let config = parsed.map(|file| loader.build(file));
+    loader.errors.sort_by_key(|e| (e.line, e.column));
+    match config {
+        Some(config) if loader.errors.is_empty() => Ok(config),
+        _ => Err(Error::Config(loader.errors)),
+    }
+}
+
+/// Most errors reported from one file's TOML parsing (the loop that recovers from unknown keys).
+const MAX_PARSE_ERRORS: usize = 32;
+
+/// Replaces the line holding byte `at` with spaces, keeping every byte offset in place.
+fn blank_line(text: &mut String, at: usize) {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let spaces = " ".repeat(text[start..end].len());
+    text.replace_range(start..end, &spaces);
 }
 
 /// A hint for an error from the TOML parser or from serde (types, unknown or missing keys).
@@ -218,7 +248,16 @@ fn unknown_key_hint(message: &str) -> String {
     }
     let closest = expected
         .iter()
-        .map(|k| (edit_distance(unknown, k), *k))
+        .map(|k| {
+            // A shortened key ("ca" for "ca_file") is as good as a near miss.
+            let shortened = k.starts_with(unknown) || unknown.starts_with(k);
+            let distance = if shortened {
+                0
+            } else {
+                edit_distance(unknown, k)
+            };
+            (distance, *k)
+        })
         .min()
         .filter(|(d, k)| *d <= 2.max(k.len() / 3));
     match closest {
@@ -799,6 +838,35 @@ mod tests {
     }
 
     #[test]
+    fn every_unknown_key_is_reported_with_the_semantic_errors() {
+        let source = format!(
+            "[server]\nworker = 2\n{MINIMAL}idle_timout = \"5s\"\nupstream_tls = {{ ca = \"x\" }}\nconnect_timeout = \"soon\"\n"
+        );
+        let errs = errors(&source);
+        let at: Vec<(usize, usize, &str)> = errs
+            .iter()
+            .map(|e| (e.line, e.column, e.hint.as_str()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (2, 1, "did you mean `workers`?"),
+                (9, 1, "did you mean `idle_timeout`?"),
+                (10, 18, "did you mean `ca_file`?"),
+                (
+                    11,
+                    19,
+                    "write a number and a unit: \"500ms\", \"10s\", \"2m\", \"1h\""
+                )
+            ],
+            "{errs:#?}"
+        );
+        // A key whose value spans lines cannot be blanked cleanly: no made-up errors follow.
+        let source = format!("{MINIMAL}allowed_origin = [\n  \"https://a\",\n]\n");
+        assert_eq!(errors(&source).len(), 1);
+    }
+
+    #[test]
     fn semantic_errors_are_all_reported() {
         let source = "[[listeners]]\naddress = \"nowhere\"\n\n[[routes]]\npath_regex = \"^/ws/(.*$\"\nupstream = \"ws://x\"\n\n[[routes]]\npath_prefix = \"/\"\nupstream = \"http://x\"\nidle_timeout = \"5 parsecs\"\n";
         let errs = errors(source);
@@ -836,9 +904,9 @@ mod tests {
         let source = source.replace("ws://127.0.0.1:9", "wss://127.0.0.1:9");
         let errs = errors(&source);
         let at: Vec<(usize, usize)> = errs.iter().map(|e| (e.line, e.column)).collect();
-        assert_eq!(at, [(13, 13), (14, 12), (8, 11)], "{errs:#?}");
-        assert!(errs[0].message.contains("missing.pem"), "{errs:#?}");
-        assert!(errs[0].hint.contains("relative to the configuration file"));
+        assert_eq!(at, [(8, 11), (13, 13), (14, 12)], "{errs:#?}");
+        assert!(errs[1].message.contains("missing.pem"), "{errs:#?}");
+        assert!(errs[1].hint.contains("relative to the configuration file"));
     }
 
     #[test]
