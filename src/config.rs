@@ -188,11 +188,14 @@ pub fn parse(source: &str, file: &str, base_dir: &Path) -> Result<GatewayConfig,
                 if genuine {
                     loader.error(e.span(), e.message().trim_end(), &toml_hint(e.message()));
                 }
-                match e.span() {
+                let recovered = match e.span() {
                     Some(span) if genuine && e.message().contains("unknown field") => {
                         blank_line(&mut text, span.start)
                     }
-                    _ => break,
+                    _ => false,
+                };
+                if !recovered {
+                    break;
                 }
             }
         }
@@ -208,13 +211,20 @@ pub fn parse(source: &str, file: &str, base_dir: &Path) -> Result<GatewayConfig,
 /// Most errors reported from one file's TOML parsing (the loop that recovers from unknown keys).
 const MAX_PARSE_ERRORS: usize = 32;
 
-/// Replaces the line holding byte `at` with spaces, keeping every byte offset in place.
-fn blank_line(text: &mut String, at: usize) {
-    let at = at.min(text.len());
-    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+/// Replaces the line holding byte `at` with spaces, keeping every byte offset in place;
+/// false if there was nothing to blank (so the same error would come back).
+fn blank_line(text: &mut String, at: usize) -> bool {
+    let Some(before) = text.get(..at) else {
+        return false;
+    };
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
     let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    if text[start..end].trim().is_empty() {
+        return false;
+    }
     let spaces = " ".repeat(text[start..end].len());
     text.replace_range(start..end, &spaces);
+    true
 }
 
 /// A hint for an error from the TOML parser or from serde (types, unknown or missing keys).
@@ -753,7 +763,9 @@ fn reserved_header(name: &str) -> Option<&'static str> {
     if name.eq_ignore_ascii_case("Host") || name.eq_ignore_ascii_case("Origin") {
         return Some("use change_origin = true to send the upstream's Host and Origin");
     }
-    let handshake = name.len() >= 14 && name[..14].eq_ignore_ascii_case("Sec-WebSocket-");
+    let handshake = name
+        .get(..14)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("Sec-WebSocket-"));
     if handshake || is_hop_by_hop(name) || name.eq_ignore_ascii_case("Content-Length") {
         return Some("handshake and hop-by-hop headers are negotiated by the gateway on each side");
     }
@@ -953,6 +965,19 @@ mod tests {
         assert_eq!(b.relay.client_max_message_size, 20);
         let e = &errors(&format!("{MINIMAL}buffer_size = 100\n"))[0];
         assert!(e.message.contains("below 256"), "{e}");
+    }
+
+    #[test]
+    fn non_ascii_keys_and_values_do_not_panic() {
+        let source = format!("{MINIMAL}add_headers = {{ \"Sec-WebSocket-é\" = \"x\", \"ÄÖÜ\" = \"y\" }}\n\"näme\" = \"ü\"\n");
+        let errs = errors(&source);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(errs.iter().any(|e| e.message.contains("näme")), "{errs:#?}");
+        let mut text = "a = 1\nb = 2".to_owned();
+        assert!(blank_line(&mut text, 7));
+        assert_eq!(text, "a = 1\n     ");
+        assert!(!blank_line(&mut text, 7));
+        assert!(!blank_line(&mut "é".to_owned(), 1));
     }
 
     #[test]
