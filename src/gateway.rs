@@ -14,56 +14,61 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant as Deadline;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use wsrelay_handshake::{
     extension_name, forward_request_headers, forward_response_headers, split_list,
     write_error_response, write_relayed_response, write_switching_protocols, ForwardContext,
     HandshakeError, Limits, Parsed, RequestHead, UpgradeRequest, UpstreamResponse,
-    WebSocketRequest, WsUri,
+    WebSocketRequest,
 };
-use wsrelay_relay::{EndReason, Relay, RelayOptions, RelayOutcome};
+use wsrelay_relay::{EndReason, Relay, RelayOutcome};
+
+use crate::route::{Route, Upstream, PERMESSAGE_DEFLATE};
+use crate::stream::Stream;
 
 /// Largest body of an upstream's refusal that is relayed to the client.
 pub const MAX_RELAYED_BODY: usize = 64 * 1024;
 
-/// The only extension relayed (pass-through: frames with RSV1 are forwarded untouched).
-const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+/// One address to accept clients on, with TLS settings when it terminates TLS (`wss://`).
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Address to accept clients on.
+    pub address: SocketAddr,
+    /// Certificates (chosen by SNI) and ALPN; `None` for plain `ws://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
 
-/// Everything the gateway needs to serve one listener and one upstream.
+/// Everything the gateway needs: listeners, routes tried in order, process-wide timeouts.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// Address to accept clients on.
-    pub listen: SocketAddr,
-    /// The upstream; its path is a prefix put before the client's path.
-    pub upstream: WsUri,
-    /// Time a client has to send its complete upgrade request (408 after it).
+    /// Addresses to accept clients on; each is served by every worker.
+    pub listeners: Vec<ListenerConfig>,
+    /// Routes, tried in order; the first that matches a request takes it (404 if none).
+    pub routes: Vec<Route>,
+    /// Time a client has to complete TLS and send its upgrade request (408 after it).
     pub handshake_timeout: Duration,
-    /// Time to open the TCP connection to the upstream (504 after it).
-    pub connect_timeout: Duration,
-    /// Time the upstream has to answer the upgrade (504 after it).
-    pub upgrade_timeout: Duration,
     /// After a shutdown signal, time open relays get to close before they are cut.
     pub shutdown_timeout: Duration,
     /// Header size and count limits for both handshakes.
     pub limits: Limits,
-    /// How frames are relayed.
-    pub relay: RelayOptions,
-    /// Worker threads, each with its own runtime and listening socket (thread-per-core).
+    /// Worker threads, each with its own runtime and listening sockets (thread-per-core).
     pub workers: usize,
 }
 
 impl GatewayConfig {
-    /// Defaults for everything but the addresses: 10 s handshakes, 5 s connect, 10 s shutdown,
-    /// one worker (the caller's runtime).
-    pub fn new(listen: SocketAddr, upstream: WsUri) -> GatewayConfig {
+    /// One plain listener and one route taking every request to `upstream` (the CLI's case),
+    /// with the defaults: 10 s handshakes, 5 s connect, 10 s shutdown, one worker.
+    pub fn new(listen: SocketAddr, upstream: Upstream) -> GatewayConfig {
         GatewayConfig {
-            listen,
-            upstream,
+            listeners: vec![ListenerConfig {
+                address: listen,
+                tls: None,
+            }],
+            routes: vec![Route::catch_all(upstream)],
             handshake_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(5),
-            upgrade_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
             limits: Limits::default(),
-            relay: RelayOptions::default(),
             workers: 1,
         }
     }
@@ -72,15 +77,15 @@ impl GatewayConfig {
 /// A bound gateway, ready to serve.
 ///
 /// With `workers` > 1 it runs thread-per-core, as nginx does: one single-threaded runtime per
-/// worker, each accepting on its own socket bound to the same address with `SO_REUSEPORT`, so
-/// the kernel spreads connections over workers and a connection's two directions, its buffers
-/// and its wake-ups all stay on one thread.
+/// worker, each accepting on its own sockets bound to the same addresses with `SO_REUSEPORT`,
+/// so the kernel spreads connections over workers and a connection's two directions, its
+/// buffers and its wake-ups all stay on one thread.
 pub struct Gateway {
-    /// The first worker's listener, on the caller's runtime.
-    listener: TcpListener,
+    /// The first worker's listeners, on the caller's runtime.
+    listeners: Vec<TcpListener>,
     /// The other workers' listeners, handed to their own runtimes.
-    others: Vec<std::net::TcpListener>,
-    local: SocketAddr,
+    others: Vec<Vec<std::net::TcpListener>>,
+    local: Vec<SocketAddr>,
     config: Arc<GatewayConfig>,
 }
 
@@ -101,31 +106,60 @@ fn reusable_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 const BACKLOG: u32 = 1024;
 
 impl Gateway {
-    /// Binds and listens on one socket per worker (a port of 0 is resolved once, so all
-    /// workers share the port the first one got). Connections queue from here on.
+    /// Binds and listens on one socket per listener and worker (a port of 0 is resolved
+    /// once, so all workers share the port the first one got). Connections queue from here
+    /// on. Routes that skip certificate verification are logged as warnings.
     pub async fn bind(config: GatewayConfig) -> io::Result<Gateway> {
-        let first = reusable_socket(config.listen)?;
-        first.bind(config.listen)?;
-        let local = first.local_addr()?;
-        let listener = first.listen(BACKLOG)?;
+        for route in &config.routes {
+            if route
+                .upstream
+                .as_ref()
+                .is_some_and(|u| u.insecure_skip_verify)
+            {
+                tracing::warn!(
+                    route = %route.name,
+                    "insecure_skip_verify: the upstream's TLS certificate is NOT verified"
+                );
+            }
+        }
+        let mut listeners = Vec::new();
+        let mut local = Vec::new();
+        for l in &config.listeners {
+            let first = reusable_socket(l.address)?;
+            first.bind(l.address)?;
+            local.push(first.local_addr()?);
+            listeners.push(first.listen(BACKLOG)?);
+        }
         let mut others = Vec::new();
         for _ in 1..config.workers.max(1) {
-            let socket = reusable_socket(local)?;
-            socket.bind(local)?;
-            // Moved out of this runtime; the worker's own runtime takes it back in `run`.
-            others.push(socket.listen(BACKLOG)?.into_std()?);
+            let mut mine = Vec::new();
+            for addr in &local {
+                let socket = reusable_socket(*addr)?;
+                socket.bind(*addr)?;
+                // Moved out of this runtime; the worker's own runtime takes it back in `run`.
+                mine.push(socket.listen(BACKLOG)?.into_std()?);
+            }
+            others.push(mine);
         }
         Ok(Gateway {
-            listener,
+            listeners,
             others,
             local,
             config: Arc::new(config),
         })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The address actually bound by the first listener (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
+        self.local
+            .first()
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no listener"))
+    }
+
+    /// The addresses actually bound, in the order of the configured listeners.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
     }
 
     /// Serves until `shutdown` completes; then every worker stops accepting, sends 1001 to both
@@ -136,7 +170,7 @@ impl Gateway {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut threads = Vec::new();
-        for (n, listener) in self.others.into_iter().enumerate() {
+        for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);
             let stop = stop_rx.clone();
             let thread = std::thread::Builder::new()
@@ -146,18 +180,22 @@ impl Gateway {
                         .enable_all()
                         .build()?;
                     runtime.block_on(async move {
-                        serve(TcpListener::from_std(listener)?, config, stop).await
+                        let listeners = listeners
+                            .into_iter()
+                            .map(TcpListener::from_std)
+                            .collect::<io::Result<Vec<_>>>()?;
+                        worker(listeners, config, stop).await
                     })
                 })?;
             threads.push(thread);
         }
-        let worker = serve(self.listener, Arc::clone(&self.config), stop_rx);
+        let first = worker(self.listeners, Arc::clone(&self.config), stop_rx);
         let signal = async {
             shutdown.await;
             tracing::info!("shutting down: closing open connections with 1001");
             let _ = stop_tx.send(true);
         };
-        let (served, ()) = tokio::join!(worker, signal);
+        let (served, ()) = tokio::join!(first, signal);
         let joined = tokio::task::spawn_blocking(move || {
             threads
                 .into_iter()
@@ -173,9 +211,29 @@ impl Gateway {
     }
 }
 
-/// One worker: accepts and serves connections until `stop` turns true, then winds them down.
+/// One worker: serves each of its listeners (same order as the configured ones) until stopped.
+async fn worker(
+    listeners: Vec<TcpListener>,
+    config: Arc<GatewayConfig>,
+    stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let mut serving = JoinSet::new();
+    for (listener, settings) in listeners.into_iter().zip(&config.listeners) {
+        let tls = settings.tls.clone().map(TlsAcceptor::from);
+        serving.spawn(serve(listener, tls, Arc::clone(&config), stop.clone()));
+    }
+    let mut result = Ok(());
+    while let Some(done) = serving.join_next().await {
+        let done = done.map_err(io::Error::other).and_then(|r| r);
+        result = result.and(done);
+    }
+    result
+}
+
+/// Accepts and serves one listener's connections until `stop` turns true, then winds them down.
 async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
@@ -185,7 +243,9 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tasks.spawn(serve_connection(stream, peer, Arc::clone(&config), stop.clone()));
+                    tasks.spawn(serve_connection(
+                        stream, peer, tls.clone(), Arc::clone(&config), stop.clone(),
+                    ));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
@@ -218,14 +278,22 @@ async fn serve(
 enum Refusal {
     #[error("{0}")]
     Handshake(#[from] HandshakeError),
+    #[error("no route matches this request")]
+    NoRoute,
+    #[error("WebSocket is switched off on this route")]
+    RouteDisabled,
     #[error("this endpoint speaks WebSocket only: send a GET with Upgrade: websocket")]
     NotAnUpgrade,
+    #[error("Origin {0:?} is not allowed to open a WebSocket here")]
+    OriginNotAllowed(String),
     #[error("no complete upgrade request within {0:?}")]
     HandshakeTimeout(Duration),
     #[error("upstream {0} unreachable: {1}")]
     Connect(String, io::Error),
     #[error("upstream {0} did not accept the connection within {1:?}")]
     ConnectTimeout(String, Duration),
+    #[error("TLS with upstream {0} failed: {1}")]
+    UpstreamTls(String, io::Error),
     #[error("upstream did not answer the upgrade within {0:?}")]
     UpgradeTimeout(Duration),
     #[error("upstream failed during the upgrade: {0}")]
@@ -238,10 +306,15 @@ impl Refusal {
     fn status(&self) -> u16 {
         match self {
             Refusal::Handshake(e) => e.status(),
+            Refusal::NoRoute => 404,
+            Refusal::RouteDisabled | Refusal::OriginNotAllowed(_) => 403,
             Refusal::NotAnUpgrade => 426,
             Refusal::HandshakeTimeout(_) => 408,
             Refusal::ConnectTimeout(..) | Refusal::UpgradeTimeout(_) => 504,
-            Refusal::Connect(..) | Refusal::UpstreamIo(_) | Refusal::UpstreamHandshake(_) => 502,
+            Refusal::Connect(..)
+            | Refusal::UpstreamTls(..)
+            | Refusal::UpstreamIo(_)
+            | Refusal::UpstreamHandshake(_) => 502,
         }
     }
 
@@ -254,8 +327,15 @@ impl Refusal {
                 &[("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
                 &format!("{self}\n"),
             ),
-            Refusal::HandshakeTimeout(_) => {
-                write_error_response(out, 408, &[], &format!("{self}\n"))
+            // The client's own Origin is not echoed back: the body stays a fixed text.
+            Refusal::OriginNotAllowed(_) => write_error_response(
+                out,
+                403,
+                &[],
+                "this Origin is not allowed to open a WebSocket here\n",
+            ),
+            Refusal::NoRoute | Refusal::RouteDisabled | Refusal::HandshakeTimeout(_) => {
+                write_error_response(out, self.status(), &[], &format!("{self}\n"))
             }
             // Upstream failures: the client learns the status, not the internal address or
             // error (those go to the log line).
@@ -265,14 +345,15 @@ impl Refusal {
                 &[],
                 "the upstream server did not answer in time\n",
             ),
-            Refusal::Connect(..) | Refusal::UpstreamIo(_) | Refusal::UpstreamHandshake(_) => {
-                write_error_response(
-                    out,
-                    502,
-                    &[],
-                    "the upstream server could not complete the WebSocket handshake\n",
-                )
-            }
+            Refusal::Connect(..)
+            | Refusal::UpstreamTls(..)
+            | Refusal::UpstreamIo(_)
+            | Refusal::UpstreamHandshake(_) => write_error_response(
+                out,
+                502,
+                &[],
+                "the upstream server could not complete the WebSocket handshake\n",
+            ),
         }
     }
 }
@@ -282,36 +363,61 @@ struct ClientHello {
     head: RequestHead,
     buf: Vec<u8>,
     consumed: usize,
+    /// The client came over TLS (`X-Forwarded-Proto: https`).
+    secure: bool,
 }
 
 /// One client connection from accept to the end of its relay.
 async fn serve_connection(
-    mut client: TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
-    let _ = client.set_nodelay(true);
-    let hello = match read_request(&mut client, &config).await {
+    let _ = tcp.set_nodelay(true);
+    // One deadline for the TLS handshake and the upgrade request.
+    let deadline = Deadline::now() + config.handshake_timeout;
+    let secure = tls.is_some();
+    let mut client = match tls {
+        None => Stream::Plain(tcp),
+        Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => Stream::Tls(Box::new(tls.into())),
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake with the client failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake with the client timed out");
+                return;
+            }
+        },
+    };
+    let hello = match read_request(&mut client, &config, deadline, secure).await {
         Ok(Some(hello)) => hello,
         Ok(None) => return,
-        Err(refusal) => return refuse(&mut client, peer, None, &refusal).await,
+        Err(refusal) => return refuse(&mut client, peer, "-", None, &refusal).await,
     };
     let target = hello.head.target.clone();
-    let request = match validate(&hello.head) {
-        Ok(request) => request,
-        Err(refusal) => return refuse(&mut client, peer, Some(&target), &refusal).await,
+    let (route, upstream, request) = match select_route(&config, &hello.head) {
+        Ok(chosen) => chosen,
+        Err((route, refusal)) => {
+            return refuse(&mut client, peer, route, Some(&target), &refusal).await
+        }
     };
-    let upstream = match connect_upstream(&config, &hello, &request, peer).await {
+    let upgraded = connect_upstream(route, upstream, &config.limits, &hello, &request, peer).await;
+    let upstream = match upgraded {
         Ok(Upgraded::Accepted(upstream)) => upstream,
-        Ok(Upgraded::Refused(response)) => {
-            tracing::info!(%peer, route = %target, status = response.0, "upstream refused the upgrade; relayed");
-            let _ = client.write_all(&response.1).await;
+        Ok(Upgraded::Refused((status, response))) => {
+            tracing::info!(%peer, route = %route.name, target, status, "upstream refused the upgrade; relayed");
+            let _ = client.write_all(&response).await;
             let _ = client.shutdown().await;
             return;
         }
-        Err(refusal) => return refuse(&mut client, peer, Some(&target), &refusal).await,
+        Err(refusal) => {
+            return refuse(&mut client, peer, &route.name, Some(&target), &refusal).await
+        }
     };
     let mut response = Vec::new();
     write_switching_protocols(
@@ -322,13 +428,11 @@ async fn serve_connection(
         &[],
     );
     if let Err(e) = client.write_all(&response).await {
-        tracing::info!(%peer, route = %target, error = %e, "client left before the 101");
+        tracing::info!(%peer, route = %route.name, target, error = %e, "client left before the 101");
         return;
     }
-    let mut options = config.relay.clone();
-    if upstream.deflate {
-        options.allowed_rsv |= wsrelay_codec::RSV1;
-    }
+    let mut options = route.relay.clone();
+    options.allowed_rsv |= upstream.allowed_rsv;
     let mut stop = stop;
     let outcome = Relay::new(client, upstream.stream, &options)
         .client_preread(&hello.buf[hello.consumed..])
@@ -338,10 +442,40 @@ async fn serve_connection(
         })
         .run()
         .await;
-    log_outcome(peer, &target, started, &outcome);
+    log_outcome(peer, &route.name, &target, started, &outcome);
 }
 
-fn log_outcome(peer: SocketAddr, route: &str, started: Instant, o: &RelayOutcome) {
+/// Picks the route (the first that matches) and checks the request against it: 404 without a
+/// route, 403 where WebSocket is off, 426 for plain HTTP, the handshake's own errors, then
+/// 403 for an Origin the route does not allow. On refusal, also the route's name for the log.
+fn select_route<'c>(
+    config: &'c GatewayConfig,
+    head: &RequestHead,
+) -> Result<(&'c Route, &'c Upstream, WebSocketRequest), (&'c str, Refusal)> {
+    let route = config
+        .routes
+        .iter()
+        .find(|r| r.matches(head.host(), head.path()))
+        .ok_or(("-", Refusal::NoRoute))?;
+    let name = route.name.as_str();
+    let upstream = match &route.upstream {
+        Some(upstream) if route.websocket => upstream,
+        _ => return Err((name, Refusal::RouteDisabled)),
+    };
+    if !head.is_upgrade_attempt() {
+        return Err((name, Refusal::NotAnUpgrade));
+    }
+    let request = head
+        .validate_websocket()
+        .map_err(|e| (name, Refusal::Handshake(e)))?;
+    if !route.origin_allowed(request.origin.as_deref()) {
+        let origin = request.origin.clone().unwrap_or_default();
+        return Err((name, Refusal::OriginNotAllowed(origin)));
+    }
+    Ok((route, upstream, request))
+}
+
+fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o: &RelayOutcome) {
     let code = |c: &Option<wsrelay_relay::CloseInfo>| c.as_ref().and_then(|c| c.code);
     let end = match &o.end {
         EndReason::Closed { initiator } => format!("closed by {initiator}"),
@@ -356,6 +490,7 @@ fn log_outcome(peer: SocketAddr, route: &str, started: Instant, o: &RelayOutcome
     tracing::info!(
         %peer,
         route,
+        target,
         end,
         duration_ms = started.elapsed().as_millis() as u64,
         c2u_frames = o.client_to_upstream.frames,
@@ -371,19 +506,27 @@ fn log_outcome(peer: SocketAddr, route: &str, started: Instant, o: &RelayOutcome
     );
 }
 
-async fn refuse(client: &mut TcpStream, peer: SocketAddr, route: Option<&str>, refusal: &Refusal) {
+async fn refuse(
+    client: &mut Stream,
+    peer: SocketAddr,
+    route: &str,
+    target: Option<&str>,
+    refusal: &Refusal,
+) {
     let status = refusal.status();
-    tracing::info!(%peer, route = route.unwrap_or("-"), status, reason = %refusal, "handshake refused");
+    tracing::info!(%peer, route, target = target.unwrap_or("-"), status, reason = %refusal, "handshake refused");
     let mut out = Vec::new();
     refusal.write_response(&mut out);
     let _ = client.write_all(&out).await;
     let _ = client.shutdown().await;
 }
 
-/// Reads the client's request head within the handshake timeout. `Ok(None)`: the client left.
+/// Reads the client's request head until `deadline`. `Ok(None)`: the client left.
 async fn read_request(
-    client: &mut TcpStream,
+    client: &mut Stream,
     config: &GatewayConfig,
+    deadline: Deadline,
+    secure: bool,
 ) -> Result<Option<ClientHello>, Refusal> {
     let limits = &config.limits;
     let read = async {
@@ -401,6 +544,7 @@ async fn read_request(
                         head: value,
                         buf,
                         consumed,
+                        secure,
                     }))
                 }
                 // The parser rejects a head over the byte limit, so this loop is bounded.
@@ -408,25 +552,18 @@ async fn read_request(
             }
         }
     };
-    tokio::time::timeout(config.handshake_timeout, read)
+    tokio::time::timeout_at(deadline, read)
         .await
         .map_err(|_| Refusal::HandshakeTimeout(config.handshake_timeout))?
 }
 
-/// Checks the upgrade; a plain HTTP request on the WebSocket endpoint gets 426.
-fn validate(head: &RequestHead) -> Result<WebSocketRequest, Refusal> {
-    if !head.is_upgrade_attempt() {
-        return Err(Refusal::NotAnUpgrade);
-    }
-    Ok(head.validate_websocket()?)
-}
-
 /// The upstream after its 101.
 struct UpstreamConn {
-    stream: TcpStream,
+    stream: Stream,
     protocol: Option<String>,
     extensions: Option<String>,
-    deflate: bool,
+    /// RSV bits the accepted extensions allow.
+    allowed_rsv: u8,
     preread: Vec<u8>,
 }
 
@@ -436,67 +573,71 @@ enum Upgraded {
     Refused((u16, Vec<u8>)),
 }
 
-/// The path and query to request upstream: the upstream's path as a prefix, then the client's.
-pub fn upstream_target(upstream: &WsUri, client_target: &str) -> String {
-    let (up_path, up_query) = split_query(&upstream.path_and_query);
-    let (path, query) = split_query(client_target);
-    let mut target = String::with_capacity(up_path.len() + client_target.len());
-    target.push_str(up_path.trim_end_matches('/'));
-    if !path.starts_with('/') {
-        target.push('/');
-    }
-    target.push_str(path);
-    let queries: Vec<&str> = [up_query, query].into_iter().flatten().collect();
-    if !queries.is_empty() {
-        target.push('?');
-        target.push_str(&queries.join("&"));
-    }
-    target
-}
-
-fn split_query(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query).filter(|q| !q.is_empty())),
-        None => (target, None),
+/// Opens TCP, and TLS for `wss://`, within the route's connect timeout.
+async fn open_upstream(route: &Route, upstream: &Upstream) -> Result<Stream, Refusal> {
+    let uri = &upstream.uri;
+    let authority = uri.authority();
+    let deadline = Deadline::now() + route.connect_timeout;
+    let timed_out = || Refusal::ConnectTimeout(uri.authority(), route.connect_timeout);
+    let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect((host, uri.port))).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(Refusal::Connect(authority, e)),
+        Err(_) => return Err(timed_out()),
+    };
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = &upstream.tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let name =
+        crate::tls::server_name(host).map_err(|e| Refusal::UpstreamTls(uri.authority(), e))?;
+    let connecting = TlsConnector::from(Arc::clone(tls)).connect(name, tcp);
+    match tokio::time::timeout_at(deadline, connecting).await {
+        Ok(Ok(stream)) => Ok(Stream::Tls(Box::new(stream.into()))),
+        Ok(Err(e)) => Err(Refusal::UpstreamTls(authority, e)),
+        Err(_) => Err(timed_out()),
     }
 }
 
 async fn connect_upstream(
-    config: &GatewayConfig,
+    route: &Route,
+    upstream: &Upstream,
+    limits: &Limits,
     hello: &ClientHello,
     request: &WebSocketRequest,
     peer: SocketAddr,
 ) -> Result<Upgraded, Refusal> {
-    let uri = &config.upstream;
-    let authority = uri.authority();
-    let address = (
-        uri.host.trim_start_matches('[').trim_end_matches(']'),
-        uri.port,
-    );
-    let mut stream =
-        match tokio::time::timeout(config.connect_timeout, TcpStream::connect(address)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(Refusal::Connect(authority, e)),
-            Err(_) => return Err(Refusal::ConnectTimeout(authority, config.connect_timeout)),
-        };
-    let _ = stream.set_nodelay(true);
-
+    let mut stream = open_upstream(route, upstream).await?;
+    let uri = &upstream.uri;
+    // Only the extensions the route forwards; the others the client offered are dropped, so
+    // the upstream cannot accept one whose framing the relay does not allow.
     let offers: Vec<String> = request
         .extensions
         .iter()
-        .filter(|e| extension_name(e).eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
+        .filter(|e| {
+            route
+                .extensions
+                .iter()
+                .any(|name| extension_name(e).eq_ignore_ascii_case(name))
+        })
         .cloned()
         .collect();
     let context = ForwardContext {
         client_ip: peer.ip(),
-        secure: false,
+        secure: hello.secure,
         host: hello.head.host(),
     };
     let mut upgrade = UpgradeRequest::new(uri)
-        .with_target(&upstream_target(uri, &hello.head.target))
+        .with_target(&route.upstream_target(uri, &hello.head.target))
         .with_protocols(&request.protocols)
         .with_extensions(&offers);
-    for header in forward_request_headers(&hello.head, &context) {
+    if !route.change_origin {
+        if let Some(host) = hello.head.host() {
+            upgrade = upgrade.with_host(host);
+        }
+    }
+    let headers = route.shape_headers(forward_request_headers(&hello.head, &context), uri);
+    for header in headers {
         upgrade = upgrade.with_header(&header.name, &header.value)?;
     }
     let mut out = Vec::new();
@@ -512,7 +653,7 @@ async fn connect_upstream(
                 return Err(Refusal::UpstreamIo(io::ErrorKind::UnexpectedEof.into()));
             }
             buf.extend_from_slice(&chunk[..n]);
-            match upgrade.parse_response(&buf, &config.limits) {
+            match upgrade.parse_response(&buf, limits) {
                 Ok(Parsed::Partial) => continue,
                 Ok(Parsed::Complete { value, consumed }) => {
                     return Ok((value, buf.split_off(consumed)));
@@ -521,29 +662,37 @@ async fn connect_upstream(
             }
         }
     };
-    let (response, rest) = tokio::time::timeout(config.upgrade_timeout, exchange)
+    let (response, rest) = tokio::time::timeout(route.upgrade_timeout, exchange)
         .await
-        .map_err(|_| Refusal::UpgradeTimeout(config.upgrade_timeout))??;
+        .map_err(|_| Refusal::UpgradeTimeout(route.upgrade_timeout))??;
     match response {
         UpstreamResponse::Accepted {
             protocol,
             extensions,
             ..
         } => {
-            let deflate = extensions.as_deref().is_some_and(|e| {
-                // A list whose parameters may hold quoted commas (RFC 9110 §5.6.1).
-                split_list(e).any(|x| extension_name(x).eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
-            });
+            let mut allowed_rsv = 0;
+            // A list whose parameters may hold quoted commas (RFC 9110 §5.6.1).
+            for accepted in extensions.as_deref().map(split_list).into_iter().flatten() {
+                allowed_rsv |= if extension_name(accepted).eq_ignore_ascii_case(PERMESSAGE_DEFLATE)
+                {
+                    wsrelay_codec::RSV1
+                } else {
+                    // An extension the operator chose to forward; its use of the RSV bits is
+                    // not known here, so all three pass.
+                    wsrelay_codec::RSV1 | wsrelay_codec::RSV2 | wsrelay_codec::RSV3
+                };
+            }
             Ok(Upgraded::Accepted(UpstreamConn {
                 stream,
                 protocol,
                 extensions,
-                deflate,
+                allowed_rsv,
                 preread: rest,
             }))
         }
         refused @ UpstreamResponse::Refused { .. } => {
-            let body = read_body(&mut stream, &refused, rest, config.upgrade_timeout).await;
+            let body = read_body(&mut stream, &refused, rest, route.upgrade_timeout).await;
             let UpstreamResponse::Refused {
                 status,
                 reason,

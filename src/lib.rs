@@ -3,11 +3,19 @@
 //! The library crates do the work and can be used on their own:
 //! [`codec`] (RFC 6455 frames), [`handshake`] (the opening handshake, both sides) and
 //! [`relay`] (two-way frame relaying). This crate adds the [`gateway`] that puts them on a
-//! socket, and a built-in [`echo`] server used as the demo upstream and in tests.
+//! socket, its [`config`] file, [`route`]s and [`tls`], and a built-in [`echo`] server used
+//! as the demo upstream and in tests.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod echo;
+mod error;
 pub mod gateway;
+pub mod route;
+pub mod stream;
+pub mod tls;
+
+pub use error::{ConfigError, Error};
 
 pub use wsrelay_codec as codec;
 pub use wsrelay_handshake as handshake;

@@ -1,19 +1,45 @@
-//! The `wsrelay` binary: a WebSocket reverse proxy in front of one upstream.
+//! The `wsrelay` binary: a WebSocket gateway configured by a TOML file, or by flags in front
+//! of one upstream.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use wsrelay::gateway::{Gateway, GatewayConfig};
 use wsrelay::handshake::WsUri;
+use wsrelay::route::Upstream;
+
+/// The flags that describe the one-upstream case, which a configuration file replaces.
+const ONE_UPSTREAM_FLAGS: [&str; 12] = [
+    "listen",
+    "upstream",
+    "connect_timeout",
+    "upgrade_timeout",
+    "close_timeout",
+    "idle_timeout",
+    "handshake_timeout",
+    "shutdown_timeout",
+    "max_frame_size",
+    "max_message_size",
+    "buffer_size",
+    "no_utf8_validation",
+];
 
 /// A WebSocket reverse proxy that relays frames cut-through, without reassembling messages.
 ///
-/// With no --upstream, wsrelay starts a built-in echo server on a free loopback port and relays
-/// to it, so `cargo run --release` gives a working demo at once.
+/// With `--config FILE`, listeners and routes come from a TOML file (`wsrelay check --config
+/// FILE` validates one). Without it, wsrelay relays one listener to one upstream; with no
+/// --upstream either, to a built-in echo server on a free loopback port, so
+/// `cargo run --release` gives a working demo at once.
 #[derive(Debug, Parser)]
 #[command(name = "wsrelay", version, about, long_about = None)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// TOML configuration file (listeners, routes, TLS); replaces the one-upstream flags.
+    #[arg(long, conflicts_with_all = ONE_UPSTREAM_FLAGS)]
+    config: Option<PathBuf>,
     /// Address to accept WebSocket clients on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -59,6 +85,16 @@ struct Cli {
     log: String,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a configuration file: prints each error with its line, column and a hint.
+    Check {
+        /// The TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
 fn limit(value: u64) -> u64 {
     if value == 0 {
         u64::MAX
@@ -69,12 +105,17 @@ fn limit(value: u64) -> u64 {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Check { config }) = &cli.command {
+        return check(config);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs piped to a file or a collector stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Thread-per-core: this thread is the first worker; the gateway starts the others.
     let result = tokio::runtime::Builder::new_current_thread()
@@ -90,7 +131,45 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `wsrelay check`: exit 0 and a summary when the file is valid, else 1 and every error.
+fn check(path: &std::path::Path) -> std::process::ExitCode {
+    match wsrelay::config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: OK ({} listener(s), {} route(s))",
+                path.display(),
+                config.listeners.len(),
+                config.routes.len()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves the gateway a configuration file describes.
+async fn run_config(path: &std::path::Path) -> std::io::Result<()> {
+    let config = wsrelay::config::load(path).map_err(std::io::Error::other)?;
+    let schemes: Vec<&str> = config
+        .listeners
+        .iter()
+        .map(|l| if l.tls.is_some() { "wss" } else { "ws" })
+        .collect();
+    let routes = config.routes.len();
+    let gateway = Gateway::bind(config).await?;
+    for (addr, scheme) in gateway.local_addrs().iter().zip(schemes) {
+        println!("wsrelay: listening on {scheme}://{addr}/ ({routes} route(s))");
+    }
+    gateway.run(shutdown_signal()).await
+}
+
 async fn run(cli: Cli) -> std::io::Result<()> {
+    if let Some(path) = &cli.config {
+        return run_config(path).await;
+    }
     let demo = cli.upstream.is_none();
     let upstream = match cli.upstream {
         Some(uri) => uri,
@@ -100,24 +179,32 @@ async fn run(cli: Cli) -> std::io::Result<()> {
                 .map_err(|e| std::io::Error::other(e.to_string()))?
         }
     };
+    let upstream = Upstream::new(upstream).map_err(std::io::Error::other)?;
     let mut config = GatewayConfig::new(cli.listen, upstream);
     config.handshake_timeout = cli.handshake_timeout;
-    config.connect_timeout = cli.connect_timeout;
-    config.upgrade_timeout = cli.upgrade_timeout;
     config.shutdown_timeout = cli.shutdown_timeout;
-    config.relay.close_timeout = cli.close_timeout;
-    config.relay.idle_timeout = (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout);
-    config.relay.client_max_frame_size = limit(cli.max_frame_size);
-    config.relay.upstream_max_frame_size = limit(cli.max_frame_size);
-    config.relay.client_max_message_size = limit(cli.max_message_size);
-    config.relay.upstream_max_message_size = limit(cli.max_message_size);
-    config.relay.buffer_size = cli.buffer_size;
-    config.relay.validate_utf8 = !cli.no_utf8_validation;
+    for route in &mut config.routes {
+        route.connect_timeout = cli.connect_timeout;
+        route.upgrade_timeout = cli.upgrade_timeout;
+        let relay = &mut route.relay;
+        relay.close_timeout = cli.close_timeout;
+        relay.idle_timeout = (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout);
+        relay.client_max_frame_size = limit(cli.max_frame_size);
+        relay.upstream_max_frame_size = limit(cli.max_frame_size);
+        relay.client_max_message_size = limit(cli.max_message_size);
+        relay.upstream_max_message_size = limit(cli.max_message_size);
+        relay.buffer_size = cli.buffer_size;
+        relay.validate_utf8 = !cli.no_utf8_validation;
+    }
     config.workers = match cli.workers {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    let upstream = config.upstream.to_string();
+    let upstream = config.routes[0]
+        .upstream
+        .as_ref()
+        .map(|u| u.uri.to_string())
+        .unwrap_or_default();
     let gateway = Gateway::bind(config).await?;
     let local = gateway.local_addr()?;
     if demo {

@@ -255,7 +255,7 @@ async fn frame_size_limit_closes_with_1009() {
     let gw = {
         let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
         gateway_with(&format!("ws://{echo}/"), |c| {
-            c.relay.client_max_frame_size = 1000
+            c.routes[0].relay.client_max_frame_size = 1000
         })
         .await
     };
@@ -378,7 +378,7 @@ async fn upstream_down_gives_502_and_silent_upstream_gives_504() {
         }
     });
     let gw = gateway_with(&format!("ws://{addr}/"), |c| {
-        c.upgrade_timeout = Duration::from_millis(300)
+        c.routes[0].upgrade_timeout = Duration::from_millis(300)
     })
     .await;
     let answer = RawPeer::connect(&gw.url("/"), &[], b"")

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
 use wsrelay::gateway::{Gateway, GatewayConfig};
 use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::route::Upstream;
 
 /// The masking key the raw client uses.
 pub const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];
@@ -55,8 +56,9 @@ pub fn loopback() -> SocketAddr {
 
 /// Starts a gateway in front of `upstream`, letting `tune` adjust the config.
 pub async fn gateway_with(upstream: &str, tune: impl FnOnce(&mut GatewayConfig)) -> RunningGateway {
-    let mut config = GatewayConfig::new(loopback(), WsUri::parse(upstream).expect("upstream uri"));
-    config.relay.close_timeout = Duration::from_secs(3);
+    let upstream = Upstream::new(WsUri::parse(upstream).expect("upstream uri")).expect("upstream");
+    let mut config = GatewayConfig::new(loopback(), upstream);
+    config.routes[0].relay.close_timeout = Duration::from_secs(3);
     tune(&mut config);
     let gateway = Gateway::bind(config).await.expect("bind gateway");
     let addr = gateway.local_addr().unwrap();
@@ -97,6 +99,8 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
 pub struct RawPeer {
     pub stream: TcpStream,
     pub role: Role,
+    /// RSV bits accepted in received frames (an extension was negotiated).
+    pub allowed_rsv: u8,
     buf: Vec<u8>,
 }
 
@@ -147,6 +151,7 @@ impl RawPeer {
                     return Ok(RawPeer {
                         stream,
                         role: Role::Client,
+                        allowed_rsv: 0,
                         buf,
                     });
                 }
@@ -165,11 +170,22 @@ impl RawPeer {
         }
     }
 
+    /// Wraps a client connection whose upgrade was already done (e.g. by [`http_head`]).
+    pub fn client(stream: TcpStream) -> RawPeer {
+        RawPeer {
+            stream,
+            role: Role::Client,
+            allowed_rsv: 0,
+            buf: Vec::new(),
+        }
+    }
+
     /// Wraps an accepted upstream-side connection (after its handshake).
     pub fn server(stream: TcpStream, leftover: Vec<u8>) -> RawPeer {
         RawPeer {
             stream,
             role: Role::Server,
+            allowed_rsv: 0,
             buf: leftover,
         }
     }
@@ -197,7 +213,11 @@ impl RawPeer {
 
     async fn recv_inner(&mut self) -> Option<(FrameHeader, Vec<u8>)> {
         loop {
-            match FrameHeader::parse(&self.buf, ParseConfig::new(self.role)) {
+            let config = ParseConfig {
+                allowed_rsv: self.allowed_rsv,
+                ..ParseConfig::new(self.role)
+            };
+            match FrameHeader::parse(&self.buf, config) {
                 Ok(Parse::Complete(h, n)) if self.buf.len() as u64 >= n as u64 + h.payload_len => {
                     let end = n + h.payload_len as usize;
                     let mut payload = self.buf[n..end].to_vec();
@@ -286,4 +306,142 @@ pub async fn raw_upstream() -> (SocketAddr, tokio::sync::mpsc::Receiver<RawPeer>
         }
     });
     (addr, rx)
+}
+
+/// Starts a gateway from a loaded configuration.
+pub async fn gateway_from(config: GatewayConfig) -> RunningGateway {
+    let gateway = Gateway::bind(config).await.expect("bind gateway");
+    let addr = gateway.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(gateway.run(async move {
+        let _ = rx.await;
+    }));
+    RunningGateway {
+        addr,
+        stop: Some(tx),
+        task,
+    }
+}
+
+/// Writes `text` to a fresh file under the test's temporary directory and returns its path.
+pub fn write_temp(name: &str, text: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "wsrelay-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Writes a TOML configuration to a temporary file and loads it, as `wsrelay --config` does.
+pub fn load_config(toml: &str) -> GatewayConfig {
+    let path = write_temp("wsrelay.toml", toml);
+    wsrelay::config::load(&path).unwrap_or_else(|e| panic!("config refused:\n{e}"))
+}
+
+/// What an upstream answers to an upgrade: the subprotocol and extensions it accepts.
+pub type Answer = fn(&wsrelay::handshake::WebSocketRequest) -> (Option<String>, Option<String>);
+
+/// Picks the first offered subprotocol and accepts no extension.
+pub fn first_protocol(
+    request: &wsrelay::handshake::WebSocketRequest,
+) -> (Option<String>, Option<String>) {
+    (request.protocols.first().cloned(), None)
+}
+
+/// An upstream that accepts upgrades as `answer` says and hands each request head and
+/// connection to the test.
+pub async fn recording_upstream(
+    answer: Answer,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::Receiver<(wsrelay::handshake::RequestHead, RawPeer)>,
+) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let parsed = loop {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                match wsrelay::handshake::parse_upgrade_request(&buf, &Limits::default()) {
+                    Ok(Parsed::Complete { value, consumed }) => break Some((value, consumed)),
+                    Ok(Parsed::Partial) => continue,
+                    Err(e) => panic!("gateway sent an invalid upgrade: {e}"),
+                }
+            };
+            let Some(((head, request), consumed)) = parsed else {
+                continue;
+            };
+            let (protocol, extensions) = answer(&request);
+            let mut out = Vec::new();
+            wsrelay::handshake::write_switching_protocols(
+                &mut out,
+                &request.accept(),
+                protocol.as_deref(),
+                extensions.as_deref(),
+                &[],
+            );
+            stream.write_all(&out).await.unwrap();
+            let _ = tx
+                .send((head, RawPeer::server(stream, buf.split_off(consumed))))
+                .await;
+        }
+    });
+    (addr, rx)
+}
+
+/// Sends raw request bytes and returns the whole response text (the gateway closes after it).
+pub async fn http_exchange(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// An upgrade request with `extra` header lines (each ending in \r\n).
+pub fn upgrade_request(target: &str, host: &str, extra: &str) -> String {
+    format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// The value of a header in a request head, as text.
+pub fn header_of(head: &wsrelay::handshake::RequestHead, name: &str) -> Option<String> {
+    head.header(name)
+        .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+}
+
+/// Sends raw request bytes and reads the response head only (up to the blank line); the
+/// connection stays open for frames after a 101.
+pub async fn http_head(addr: SocketAddr, request: &str) -> (String, TcpStream) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+            .await
+            .expect("response in time")
+            .expect("read response");
+        assert!(n > 0, "closed mid-head: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).into_owned(), s)
 }

@@ -1,0 +1,82 @@
+//! The crate's one error type: what can stop the gateway from starting.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why the gateway could not be configured or started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file has errors; each points at a line and column.
+    #[error("{}", ConfigErrors(.0))]
+    Config(Vec<ConfigError>),
+    /// A file named in the configuration could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TLS setting (certificate, key, CA) was refused by rustls.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Binding a listener or another socket operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// One error in a configuration file, with its position and a hint for fixing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as given.
+    pub file: String,
+    /// 1-based line (0 when the error concerns the whole file).
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+    /// The offending source line, for display.
+    pub source_line: String,
+}
+
+impl fmt::Display for ConfigError {
+    /// `file:line:column: error: message`, the source line with a caret, then `hint: ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            writeln!(f, "{}: error: {}", self.file, self.message)?;
+        } else {
+            writeln!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file, self.line, self.column, self.message
+            )?;
+            let gutter = self.line.to_string();
+            writeln!(f, "{gutter} | {}", self.source_line)?;
+            writeln!(
+                f,
+                "{} | {}^",
+                " ".repeat(gutter.len()),
+                " ".repeat(self.column.saturating_sub(1))
+            )?;
+        }
+        write!(f, "  hint: {}", self.hint)
+    }
+}
+
+/// Displays a list of errors, one block each.
+struct ConfigErrors<'a>(&'a [ConfigError]);
+
+impl fmt::Display for ConfigErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "{e}")?;
+        }
+        write!(f, "{} error(s) in the configuration", self.0.len())
+    }
+}
