@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use wsrelay::gateway::{Gateway, GatewayConfig};
 use wsrelay::handshake::WsUri;
+use wsrelay::route::Upstream;
 
 use crate::case::{Case, CaseResult, Profile, Script, Verdict};
 use crate::peer::{self, Driver, Role};
@@ -52,14 +53,16 @@ pub struct RelayHandle {
 /// Starts the gateway in front of `upstream` with `profile`'s settings.
 pub async fn start_relay(upstream: SocketAddr, profile: Profile) -> std::io::Result<RelayHandle> {
     let uri = WsUri::parse(&format!("ws://{upstream}")).map_err(std::io::Error::other)?;
-    let mut config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), uri);
-    config.relay.close_timeout = Duration::from_secs(2);
+    let upstream = Upstream::new(uri).map_err(std::io::Error::other)?;
+    let mut config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), upstream);
+    let relay = &mut config.routes[0].relay;
+    relay.close_timeout = Duration::from_secs(2);
     if profile == Profile::Limited {
-        config.relay.client_max_frame_size = LIMITED_FRAME;
-        config.relay.upstream_max_frame_size = LIMITED_UPSTREAM_FRAME;
-        config.relay.client_max_message_size = LIMITED_MESSAGE;
-        config.relay.upstream_max_message_size = LIMITED_MESSAGE;
-        config.relay.close_timeout = LIMITED_CLOSE_TIMEOUT;
+        relay.client_max_frame_size = LIMITED_FRAME;
+        relay.upstream_max_frame_size = LIMITED_UPSTREAM_FRAME;
+        relay.client_max_message_size = LIMITED_MESSAGE;
+        relay.upstream_max_message_size = LIMITED_MESSAGE;
+        relay.close_timeout = LIMITED_CLOSE_TIMEOUT;
     }
     let gateway = Gateway::bind(config).await?;
     let addr = gateway.local_addr()?;
