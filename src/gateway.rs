@@ -22,7 +22,7 @@ use wsrelay_handshake::{
     HandshakeError, Limits, Parsed, RequestHead, UpgradeRequest, UpstreamResponse,
     WebSocketRequest,
 };
-use wsrelay_relay::{EndReason, Relay, RelayOutcome};
+use wsrelay_relay::{EndReason, Relay, RelayOptions, RelayOutcome};
 
 use crate::route::{Route, Upstream, PERMESSAGE_DEFLATE};
 use crate::stream::Stream;
@@ -376,6 +376,48 @@ async fn serve_connection(
     stop: watch::Receiver<bool>,
 ) {
     let started = Instant::now();
+    // The handshakes run in a future of their own on the heap, dropped before the relay starts:
+    // their read chunks and request buffers are not kept for the life of the connection, so an
+    // idle relayed connection holds little more than the relay's own state.
+    let Some(ready) = Box::pin(handshake(tcp, peer, tls, &config)).await else {
+        return;
+    };
+    let mut stop = stop;
+    // One expression: the relay's builder and its running future never both take room in this
+    // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
+    let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
+        .client_preread(&ready.client_preread)
+        .upstream_preread(&ready.upstream_preread)
+        .with_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .run()
+        .await;
+    log_outcome(peer, &ready.route, &ready.target, started, &outcome);
+}
+
+/// A connection past both handshakes, ready to relay.
+struct Ready {
+    client: Stream,
+    upstream: Stream,
+    options: RelayOptions,
+    /// Bytes the client sent behind its request, already read.
+    client_preread: Vec<u8>,
+    /// Bytes the upstream sent behind its 101, already read.
+    upstream_preread: Vec<u8>,
+    /// Route name and request target, for the connection's log line.
+    route: String,
+    target: String,
+}
+
+/// TLS (if any), the client's upgrade request, routing, the upstream's upgrade and the 101 to
+/// the client; refusals are answered here. `None` when the connection ended.
+async fn handshake(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    config: &GatewayConfig,
+) -> Option<Ready> {
     let _ = tcp.set_nodelay(true);
     // One deadline for the TLS handshake and the upgrade request.
     let deadline = Deadline::now() + config.handshake_timeout;
@@ -386,24 +428,28 @@ async fn serve_connection(
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls.into())),
             Ok(Err(e)) => {
                 tracing::info!(%peer, error = %e, "TLS handshake with the client failed");
-                return;
+                return None;
             }
             Err(_) => {
                 tracing::info!(%peer, "TLS handshake with the client timed out");
-                return;
+                return None;
             }
         },
     };
-    let hello = match read_request(&mut client, &config, deadline, secure).await {
+    let hello = match read_request(&mut client, config, deadline, secure).await {
         Ok(Some(hello)) => hello,
-        Ok(None) => return,
-        Err(refusal) => return refuse(&mut client, peer, "-", None, &refusal).await,
+        Ok(None) => return None,
+        Err(refusal) => {
+            refuse(&mut client, peer, "-", None, &refusal).await;
+            return None;
+        }
     };
     let target = hello.head.target.clone();
-    let (route, upstream, request) = match select_route(&config, &hello.head) {
+    let (route, upstream, request) = match select_route(config, &hello.head) {
         Ok(chosen) => chosen,
         Err((route, refusal)) => {
-            return refuse(&mut client, peer, route, Some(&target), &refusal).await
+            refuse(&mut client, peer, route, Some(&target), &refusal).await;
+            return None;
         }
     };
     let upgraded = connect_upstream(route, upstream, &config.limits, &hello, &request, peer).await;
@@ -413,10 +459,11 @@ async fn serve_connection(
             tracing::info!(%peer, route = %route.name, target, status, "upstream refused the upgrade; relayed");
             let _ = client.write_all(&response).await;
             let _ = client.shutdown().await;
-            return;
+            return None;
         }
         Err(refusal) => {
-            return refuse(&mut client, peer, &route.name, Some(&target), &refusal).await
+            refuse(&mut client, peer, &route.name, Some(&target), &refusal).await;
+            return None;
         }
     };
     let mut response = Vec::new();
@@ -429,20 +476,19 @@ async fn serve_connection(
     );
     if let Err(e) = client.write_all(&response).await {
         tracing::info!(%peer, route = %route.name, target, error = %e, "client left before the 101");
-        return;
+        return None;
     }
     let mut options = route.relay.clone();
     options.allowed_rsv |= upstream.allowed_rsv;
-    let mut stop = stop;
-    let outcome = Relay::new(client, upstream.stream, &options)
-        .client_preread(&hello.buf[hello.consumed..])
-        .upstream_preread(&upstream.preread)
-        .with_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        })
-        .run()
-        .await;
-    log_outcome(peer, &route.name, &target, started, &outcome);
+    Some(Ready {
+        client,
+        upstream: upstream.stream,
+        options,
+        client_preread: hello.buf[hello.consumed..].to_vec(),
+        upstream_preread: upstream.preread,
+        route: route.name.clone(),
+        target,
+    })
 }
 
 /// Picks the route (the first that matches) and checks the request against it: 404 without a

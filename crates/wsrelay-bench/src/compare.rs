@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::load::{self, LoadConfig, Report};
+use crate::memory;
 use wsrelay::handshake::WsUri;
 
 /// Options of a comparison run.
@@ -26,6 +27,19 @@ pub struct CompareArgs {
     /// Where results.md and results.json are written.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Size of the frame of the big-frame workload (smoke mode: 64 MiB).
+    #[arg(long, default_value_t = 1 << 30)]
+    big_frame: u64,
+    /// Idle proxied connections of the idle-memory workload (a proxy holds two descriptors
+    /// each; the default fits a 20,000 descriptor limit). Smoke mode: 200.
+    #[arg(long, default_value_t = 9_900)]
+    idle_connections: usize,
+    /// Skip the memory workloads (big frame, idle connections).
+    #[arg(long)]
+    no_memory: bool,
+    /// Run only the memory workloads.
+    #[arg(long, conflicts_with = "no_memory")]
+    memory_only: bool,
 }
 
 /// A system under test: a name, its WebSocket URL, and the process serving it (if any).
@@ -332,7 +346,11 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", system.name))?;
     }
 
-    let workloads = workloads(args.smoke);
+    let workloads = if args.memory_only {
+        Vec::new()
+    } else {
+        workloads(args.smoke)
+    };
     // results[workload][system] = reports over repetitions
     let mut results: Vec<Vec<Vec<Report>>> = workloads
         .iter()
@@ -375,7 +393,32 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         .iter()
         .map(|s| s.process.as_ref().and_then(|c| rss_kib(c.id())))
         .collect();
-    let (markdown, json) = tabulate(&workloads, &systems, &results, &rss, reps, duration);
+    let (mut markdown, mut json) = tabulate(&workloads, &systems, &results, &rss, reps, duration);
+    let names: Vec<&'static str> = systems
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| *n != "direct")
+        .collect();
+    drop(systems);
+    if !args.no_memory {
+        let (big, idle) = if args.smoke {
+            (64 << 20, 200)
+        } else {
+            (args.big_frame, args.idle_connections)
+        };
+        let launch = Launch {
+            exe: &exe,
+            wsrelay: &wsrelay,
+            root: &root,
+            echo_port,
+            echo_url: &echo_url,
+        };
+        let (md, js) = memory_workloads(&launch, &names, big, idle).await?;
+        markdown.push_str(&md);
+        if let serde_json::Value::Object(map) = &mut json {
+            map.insert("memory".into(), js);
+        }
+    }
     println!("\n{markdown}");
     std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
     std::fs::write(args.out.join("results.md"), &markdown).map_err(|e| e.to_string())?;
@@ -390,6 +433,162 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         args.out.display()
     );
     Ok(())
+}
+
+/// What starting a fresh proxy needs.
+struct Launch<'a> {
+    exe: &'a Path,
+    wsrelay: &'a Path,
+    root: &'a Path,
+    echo_port: u16,
+    echo_url: &'a str,
+}
+
+/// Starts a fresh instance of the proxy called `name` in front of the echo.
+async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System, String> {
+    let p = free_port()?;
+    let child = match name {
+        "raw-tcp-proxy" => spawn(
+            l.exe,
+            &[
+                "raw-proxy".into(),
+                "--listen".into(),
+                loopback(p).to_string(),
+                "--upstream".into(),
+                loopback(l.echo_port).to_string(),
+            ],
+        )?,
+        "tungstenite-relay" => spawn(
+            l.exe,
+            &[
+                "tungstenite-relay".into(),
+                "--listen".into(),
+                loopback(p).to_string(),
+                "--upstream".into(),
+                l.echo_url.to_owned(),
+            ],
+        )?,
+        "wsrelay" | "wsrelay-utf8" => {
+            let mut a: Vec<String> = vec![
+                "--listen".into(),
+                loopback(p).to_string(),
+                "--upstream".into(),
+                l.echo_url.to_owned(),
+                "--log".into(),
+                "warn".into(),
+            ];
+            if name == "wsrelay" {
+                a.push("--no-utf8-validation".into());
+            }
+            spawn(l.wsrelay, &a)?
+        }
+        "nginx-4k" | "nginx-64k" => {
+            let nginx = nginx_binary(l.root).ok_or("nginx vanished")?;
+            let dir = std::fs::canonicalize(l.root)
+                .map_err(|e| e.to_string())?
+                .join("target/bench")
+                .join(name);
+            let buffer = (name == "nginx-64k").then_some("64k");
+            start_nginx(&nginx, &dir, p, l.echo_port, buffer)?
+        }
+        other => return Err(format!("unknown system {other}")),
+    };
+    let system = System {
+        name,
+        url: ws(p),
+        process: Some(child),
+    };
+    wait_listening(p)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
+    // Let nginx's workers come up and the process settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok(system)
+}
+
+/// The big-frame and idle-memory workloads, each on a fresh instance of every proxy.
+async fn memory_workloads(
+    l: &Launch<'_>,
+    names: &[&'static str],
+    big: u64,
+    idle: usize,
+) -> Result<(String, serde_json::Value), String> {
+    let mut md = format!(
+        "\n### big frame — one {} MiB binary frame echoed through a fresh proxy: peak RSS growth\n\n\
+         | system | intact | time s | RSS before KiB | peak KiB | peak growth KiB |\n|---|---|---|---|---|---|\n",
+        big >> 20
+    );
+    let mut rows = serde_json::Map::new();
+    let mut big_rows = serde_json::Map::new();
+    for &name in names.iter().filter(|n| **n != "wsrelay-utf8") {
+        let system = launch(l, name).await?;
+        let pid = system.process.as_ref().map(|c| c.id()).unwrap_or(0);
+        let before = memory::tree_rss_kib(pid);
+        let run = memory::big_frame(&system.url, big, Duration::from_secs(120)).await;
+        let peak = memory::tree_peak_kib(pid);
+        let growth = peak.saturating_sub(before);
+        let intact = match &run.error {
+            None => "yes".to_owned(),
+            Some(e) => format!("no: {e}"),
+        };
+        println!(
+            "big frame {name:>18}: intact {intact}, {:.1} s, peak RSS +{growth} KiB",
+            run.elapsed.as_secs_f64()
+        );
+        md.push_str(&format!(
+            "| {name} | {intact} | {:.1} | {before} | {peak} | {growth} |\n",
+            run.elapsed.as_secs_f64()
+        ));
+        big_rows.insert(
+            name.into(),
+            serde_json::json!({"intact": run.intact, "error": run.error, "seconds": run.elapsed.as_secs_f64(),
+                "rss_before_kib": before, "peak_kib": peak, "peak_growth_kib": growth}),
+        );
+    }
+    rows.insert("big_frame".into(), serde_json::Value::Object(big_rows));
+    md.push_str(&format!(
+        "\n### idle memory — {idle} idle proxied connections through a fresh proxy: RSS growth per connection\n\n\
+         | system | connections | RSS before KiB | RSS with them KiB | bytes per connection |\n|---|---|---|---|---|\n"
+    ));
+    let mut idle_rows = serde_json::Map::new();
+    for &name in names.iter().filter(|n| **n != "wsrelay-utf8") {
+        let system = launch(l, name).await?;
+        let pid = system.process.as_ref().map(|c| c.id()).unwrap_or(0);
+        let before = memory::tree_rss_kib(pid);
+        let conns = memory::open_idle(&system.url, idle).await;
+        let (count, after, error) = match &conns {
+            Ok(c) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                (c.len(), memory::tree_rss_kib(pid), None)
+            }
+            Err(e) => (0, memory::tree_rss_kib(pid), Some(e.clone())),
+        };
+        let per = if count > 0 {
+            (after.saturating_sub(before) * 1024) as f64 / count as f64
+        } else {
+            f64::NAN
+        };
+        println!(
+            "idle {name:>18}: {count} connections, RSS {before} -> {after} KiB, {per:.0} B each{}",
+            error
+                .as_deref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+        md.push_str(&match &error {
+            None => format!("| {name} | {count} | {before} | {after} | {per:.0} |\n"),
+            Some(e) => format!("| {name} | failed: {e} | {before} | {after} | — |\n"),
+        });
+        idle_rows.insert(
+            name.into(),
+            serde_json::json!({"connections": count, "rss_before_kib": before, "rss_after_kib": after,
+                "bytes_per_connection": if per.is_finite() { Some(per) } else { None }, "error": error}),
+        );
+        drop(conns);
+        drop(system);
+    }
+    rows.insert("idle".into(), serde_json::Value::Object(idle_rows));
+    Ok((md, serde_json::Value::Object(rows)))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {

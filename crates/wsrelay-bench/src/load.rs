@@ -238,7 +238,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 /// Opens a connection and completes the WebSocket handshake; returns bytes read past it.
-async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8>), String> {
+pub async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8>), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let request = UpgradeRequest::new(url);

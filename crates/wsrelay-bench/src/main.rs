@@ -3,6 +3,7 @@
 
 mod compare;
 mod load;
+mod memory;
 mod peers;
 
 use std::net::SocketAddr;
