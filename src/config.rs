@@ -18,7 +18,7 @@ use wsrelay_relay::RelayOptions;
 
 use crate::error::ConfigError;
 use crate::gateway::{GatewayConfig, ListenerConfig};
-use crate::route::{PathMatch, Route, Upstream, PERMESSAGE_DEFLATE};
+use crate::route::{PathMatch, Route, Upstream, DEFAULT_BUFFER_SIZE, PERMESSAGE_DEFLATE};
 use crate::tls::{self, CertificateFiles, UpstreamTls};
 use crate::Error;
 
@@ -593,12 +593,12 @@ impl Loader<'_> {
                 self.at(
                     size,
                     "buffer_size below 256 bytes",
-                    "a buffer must hold a whole control frame; 65536 is the default",
+                    "a buffer must hold a whole control frame; 262144 is the default",
                 );
-                65536
+                DEFAULT_BUFFER_SIZE
             }
             Some(size) => *size.get_ref(),
-            None => 65536,
+            None => DEFAULT_BUFFER_SIZE,
         };
         let unlimited = |n: Option<u64>| match n {
             None | Some(0) => u64::MAX,
@@ -833,7 +833,7 @@ mod tests {
         assert_eq!(config.listeners.len(), 1);
         let route = &config.routes[0];
         assert_eq!(route.connect_timeout, Duration::from_secs(5));
-        assert_eq!(route.relay, RelayOptions::default());
+        assert_eq!(route.relay, crate::route::default_relay_options());
         assert_eq!(route.extensions, ["permessage-deflate"]);
         assert!(route.websocket && !route.change_origin);
     }

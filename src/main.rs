@@ -72,7 +72,7 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     max_message_size: u64,
     /// Bytes buffered per direction of each connection.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = wsrelay::route::DEFAULT_BUFFER_SIZE)]
     buffer_size: usize,
     /// Do not validate UTF-8 of text messages.
     #[arg(long)]
