@@ -352,6 +352,7 @@ fn log_outcome(peer: SocketAddr, route: &str, started: Instant, o: &RelayOutcome
         },
         EndReason::IdleTimeout => "idle timeout".to_owned(),
         EndReason::Shutdown => "shutdown".to_owned(),
+        EndReason::Hook { side, code } => format!("frame hook closed ({code}) on a {side} frame"),
     };
     tracing::info!(
         %peer,

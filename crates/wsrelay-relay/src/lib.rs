@@ -39,6 +39,7 @@
 
 mod error;
 pub mod forwarder;
+pub mod hook;
 mod options;
 mod outcome;
 mod pool;
@@ -47,6 +48,7 @@ mod relay;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};
+pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
 pub use relay::{relay, Relay};
