@@ -792,7 +792,8 @@ fn drop_data_frame(h: &mut HookState, header: &FrameHeader, masked: bool, traffi
 
 /// Shows one piece (a control frame, a whole data frame, a chunk, or the end of an aggregated
 /// message) to the hook and appends what it decides to the output.
-#[allow(clippy::too_many_arguments)]
+// The error is the connection's last event (at most once per connection), so its size is moot.
+#[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn hooked_piece<H: FrameHook>(
     h: &mut HookState,
     hook: &mut H,
@@ -985,6 +986,7 @@ fn hooked_piece<H: FrameHook>(
 }
 
 /// Shows a complete aggregated message to the hook; it leaves as one frame.
+#[allow(clippy::result_large_err)]
 fn deliver_message<H: FrameHook>(
     h: &mut HookState,
     hook: &mut H,
