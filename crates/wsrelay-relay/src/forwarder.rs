@@ -238,7 +238,13 @@ impl Forwarder {
     /// Feeds the next bytes of the stream (beginning with what the previous step left unconsumed).
     pub fn process(&mut self, input: &[u8]) -> Step {
         let mut piece = Piece::default();
-        self.run::<false>(input, 0, &mut piece)
+        // Without keep-alive the pong check is compiled out of the loop (it costs ~8% on small
+        // frames even when never taken).
+        if self.pong_token.is_some() {
+            self.run::<false, true>(input, 0, &mut piece)
+        } else {
+            self.run::<false, false>(input, 0, &mut piece)
+        }
     }
 
     /// Like [`process`](Forwarder::process), but stops after one frame or one chunk of a frame's
@@ -246,14 +252,15 @@ impl Forwarder {
     /// at most `whole_limit` bytes (header included) is taken only once all of it is in `input`.
     pub(crate) fn next_piece(&mut self, input: &[u8], whole_limit: usize) -> (Step, Piece) {
         let mut piece = Piece::default();
-        let step = self.run::<true>(input, whole_limit, &mut piece);
+        let step = self.run::<true, true>(input, whole_limit, &mut piece);
         (step, piece)
     }
 
     /// The stream reader. `ONE` is false for [`process`](Forwarder::process), which compiles to
-    /// the plain pass-through loop: every `if ONE` below vanishes from it.
+    /// the plain pass-through loop: every `if ONE` below vanishes from it. `PONGS` is true when
+    /// pongs answering the relay's own pings are to be absorbed.
     #[inline(always)]
-    fn run<const ONE: bool>(
+    fn run<const ONE: bool, const PONGS: bool>(
         &mut self,
         input: &[u8],
         whole_limit: usize,
@@ -292,7 +299,10 @@ impl Forwarder {
                         let Some(frame) = rest.get(..frame_len) else {
                             break;
                         };
-                        if header.opcode == OpCode::Pong && self.is_own_pong(&header, frame) {
+                        if PONGS
+                            && header.opcode == OpCode::Pong
+                            && self.is_own_pong(&header, frame)
+                        {
                             step.forward = pos;
                             step.consumed = pos + frame_len;
                             step.event = Some(Event::OwnPong);
@@ -412,6 +422,8 @@ impl Forwarder {
     }
 
     /// True if `frame` (a whole pong) carries the relay's own ping token.
+    #[cold]
+    #[inline(never)]
     fn is_own_pong(&self, header: &FrameHeader, frame: &[u8]) -> bool {
         let Some(token) = self.pong_token else {
             return false;
