@@ -439,3 +439,29 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn a_control_frame_the_hook_makes_too_long_closes_with_1011() {
+    let mut s = start_hooked(RelayOptions::default(), |f: &mut Frame<'_>| {
+        if f.opcode() == OpCode::Ping {
+            f.set_payload(&[0; 200]);
+            return Verdict::Replace;
+        }
+        Verdict::Forward
+    });
+    s.client
+        .write_all(&client_frame(OpCode::Ping, b"p"))
+        .await
+        .unwrap();
+    expect_close(&mut s.client, Role::Client, 1011).await;
+    expect_close(&mut s.upstream, Role::Server, 1011).await;
+    drop((s.client, s.upstream));
+    let outcome = s.relay.await.unwrap();
+    assert_eq!(
+        outcome.end,
+        EndReason::Hook {
+            side: Side::Client,
+            code: 1011
+        }
+    );
+}
