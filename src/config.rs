@@ -57,8 +57,7 @@ struct Tuning {
     max_message_size: Option<u64>,
     buffer_size: Option<Spanned<usize>>,
     validate_utf8: Option<bool>,
-    // Reserved: `keepalive_interval` (relay-side pings) arrives with the relay's keep-alive
-    // support; until then the key is rejected like any unknown key (see `unknown_key_hint`).
+    keepalive_interval: Option<Spanned<String>>,
 }
 
 impl Tuning {
@@ -74,6 +73,7 @@ impl Tuning {
             max_message_size: self.max_message_size.or(d.max_message_size),
             buffer_size: self.buffer_size.or(d.buffer_size),
             validate_utf8: self.validate_utf8.or(d.validate_utf8),
+            keepalive_interval: self.keepalive_interval.or(d.keepalive_interval),
         }
     }
 }
@@ -135,6 +135,7 @@ struct RouteSection {
     max_message_size: Option<u64>,
     buffer_size: Option<Spanned<usize>>,
     validate_utf8: Option<bool>,
+    keepalive_interval: Option<Spanned<String>>,
 }
 
 fn yes() -> bool {
@@ -251,11 +252,6 @@ fn unknown_key_hint(message: &str) -> String {
     let Some((unknown, expected)) = quoted.split_first() else {
         return "remove the key or check its spelling".to_owned();
     };
-    if *unknown == "keepalive_interval" {
-        return "keepalive_interval (relay-side pings) is reserved for a coming release and not \
-                supported yet; remove it"
-            .to_owned();
-    }
     let closest = expected
         .iter()
         .map(|k| {
@@ -542,6 +538,7 @@ impl Loader<'_> {
             max_message_size: r.max_message_size,
             buffer_size: r.buffer_size,
             validate_utf8: r.validate_utf8,
+            keepalive_interval: r.keepalive_interval,
         }
         .or(defaults);
         let upstream = match &r.upstream {
@@ -586,6 +583,7 @@ impl Loader<'_> {
             false,
         );
         let idle = self.duration(tuning.idle_timeout.as_ref(), Duration::ZERO, true);
+        let keepalive = self.duration(tuning.keepalive_interval.as_ref(), Duration::ZERO, true);
         let close_timeout =
             self.duration(tuning.close_timeout.as_ref(), Duration::from_secs(5), false);
         let buffer_size = match &tuning.buffer_size {
@@ -614,6 +612,8 @@ impl Loader<'_> {
             allowed_rsv: 0,
             close_timeout,
             idle_timeout: (!idle.is_zero()).then_some(idle),
+            keep_alive: (!keepalive.is_zero()).then_some(keepalive),
+            aggregate_fragments: false,
         };
         if self.errors.len() > before {
             return None;
@@ -845,8 +845,6 @@ mod tests {
         assert_eq!((e.line, e.column), (7, 1), "{e}");
         assert!(e.message.contains("idle_timout"), "{e}");
         assert_eq!(e.hint, "did you mean `idle_timeout`?");
-        let e = &errors(&format!("{MINIMAL}keepalive_interval = \"5s\"\n"))[0];
-        assert!(e.hint.contains("reserved"), "{e}");
     }
 
     #[test]
@@ -937,7 +935,7 @@ mod tests {
     #[test]
     fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
         let source = format!(
-            "[defaults]\nidle_timeout = \"1m\"\nclose_timeout = \"2s\"\nmax_frame_size = 10\nmax_message_size = 20\nbuffer_size = 4096\nvalidate_utf8 = false\nconnect_timeout = \"1s\"\nupgrade_timeout = \"3s\"\n{MINIMAL}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nbuffer_size = 512\nmax_frame_size = 0\nidle_timeout = \"0s\"\n"
+            "[defaults]\nidle_timeout = \"1m\"\nclose_timeout = \"2s\"\nmax_frame_size = 10\nmax_message_size = 20\nbuffer_size = 4096\nvalidate_utf8 = false\nconnect_timeout = \"1s\"\nupgrade_timeout = \"3s\"\nkeepalive_interval = \"20s\"\n{MINIMAL}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nbuffer_size = 512\nmax_frame_size = 0\nidle_timeout = \"0s\"\nkeepalive_interval = \"0s\"\n"
         );
         let config = parse(&source, "t", Path::new(".")).unwrap();
         let (a, b) = (&config.routes[0], &config.routes[1]);
@@ -953,6 +951,8 @@ mod tests {
                 allowed_rsv: 0,
                 close_timeout: Duration::from_secs(2),
                 idle_timeout: Some(Duration::from_secs(60)),
+                keep_alive: Some(Duration::from_secs(20)),
+                aggregate_fragments: false,
             }
         );
         assert_eq!(
@@ -962,6 +962,7 @@ mod tests {
         assert_eq!(b.relay.buffer_size, 512);
         assert_eq!(b.relay.client_max_frame_size, u64::MAX);
         assert_eq!(b.relay.idle_timeout, None);
+        assert_eq!(b.relay.keep_alive, None);
         assert_eq!(b.relay.client_max_message_size, 20);
         let e = &errors(&format!("{MINIMAL}buffer_size = 100\n"))[0];
         assert!(e.message.contains("below 256"), "{e}");

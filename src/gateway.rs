@@ -532,6 +532,7 @@ fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o:
         },
         EndReason::IdleTimeout => "idle timeout".to_owned(),
         EndReason::Shutdown => "shutdown".to_owned(),
+        EndReason::Hook { side, code } => format!("frame hook closed ({code}) on a {side} frame"),
     };
     tracing::info!(
         %peer,

@@ -3,12 +3,13 @@
 //! The library crates do the work and can be used on their own:
 //! [`codec`] (RFC 6455 frames), [`handshake`] (the opening handshake, both sides) and
 //! [`relay`] (two-way frame relaying). This crate adds the [`gateway`] that puts them on a
-//! socket, its [`config`] file, [`route`]s and [`tls`], and a built-in [`echo`] server used
-//! as the demo upstream and in tests.
+//! socket, its [`config`] file, [`route`]s and [`tls`], a built-in [`echo`] server used as the
+//! demo upstream and in tests, and [`embed`]: the relay inside your own tokio server in one call.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod echo;
+pub mod embed;
 mod error;
 pub mod gateway;
 pub mod route;

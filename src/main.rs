@@ -11,13 +11,14 @@ use wsrelay::handshake::WsUri;
 use wsrelay::route::Upstream;
 
 /// The flags that describe the one-upstream case, which a configuration file replaces.
-const ONE_UPSTREAM_FLAGS: [&str; 12] = [
+const ONE_UPSTREAM_FLAGS: [&str; 13] = [
     "listen",
     "upstream",
     "connect_timeout",
     "upgrade_timeout",
     "close_timeout",
     "idle_timeout",
+    "keepalive_interval",
     "handshake_timeout",
     "shutdown_timeout",
     "max_frame_size",
@@ -62,6 +63,10 @@ struct Cli {
     /// Close both sides with 1001 after this long without a frame; 0 disables.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
+    /// Ping a side (and absorb its pong) after it has sent nothing for this long, so load
+    /// balancers in between keep the connection; 0 disables.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    keepalive_interval: Duration,
     /// After SIGINT/SIGTERM, time open connections get to close.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
@@ -189,6 +194,7 @@ async fn run(cli: Cli) -> std::io::Result<()> {
         let relay = &mut route.relay;
         relay.close_timeout = cli.close_timeout;
         relay.idle_timeout = (!cli.idle_timeout.is_zero()).then_some(cli.idle_timeout);
+        relay.keep_alive = (!cli.keepalive_interval.is_zero()).then_some(cli.keepalive_interval);
         relay.client_max_frame_size = limit(cli.max_frame_size);
         relay.upstream_max_frame_size = limit(cli.max_frame_size);
         relay.client_max_message_size = limit(cli.max_message_size);

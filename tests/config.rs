@@ -625,3 +625,58 @@ async fn shutdown_timeout_cuts_connections_whose_peers_do_not_close() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn keepalive_interval_pings_quiet_sides_and_absorbs_their_pongs() {
+    let (up, mut rx) = recording_upstream(first_protocol).await;
+    let config = load_config(&format!(
+        r#"{LISTENER}{QUICK_CLOSE}keepalive_interval = "200ms"
+
+[[routes]]
+path_prefix = "/quiet"
+upstream = "ws://{up}"
+keepalive_interval = "0s"
+
+[[routes]]
+path_prefix = "/"
+upstream = "ws://{up}"
+"#
+    ));
+    let gw = gateway_from(config).await;
+
+    // Both sides stay quiet: each gets the relay's own ping (masked only towards the upstream).
+    let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
+    let (_, mut upstream) = rx.recv().await.unwrap();
+    let (h, token) = client.recv().await.expect("a ping for the client");
+    assert_eq!(
+        (h.opcode, h.mask.is_none(), token.len()),
+        (OpCode::Ping, true, 8)
+    );
+    let (h, up_token) = upstream.recv().await.expect("a ping for the upstream");
+    assert_eq!(
+        (h.opcode, h.mask.is_some(), up_token.len()),
+        (OpCode::Ping, true, 8)
+    );
+    // The pong that answers the relay's ping is absorbed: the upstream next sees the text, not
+    // the pong (its own next ping may come first; a pong never does).
+    client.send(OpCode::Pong, true, &token).await;
+    client.send(OpCode::Text, true, b"after the pong").await;
+    loop {
+        let (h, payload) = upstream.recv().await.expect("a frame");
+        assert_ne!(h.opcode, OpCode::Pong, "the relay's pong leaked upstream");
+        if h.opcode == OpCode::Text {
+            assert_eq!(payload, b"after the pong");
+            break;
+        }
+    }
+
+    // "0s" on the route switches keep-alive off: a quiet client gets nothing.
+    let mut quiet = RawPeer::connect(&gw.url("/quiet"), &[], b"")
+        .await
+        .ok()
+        .unwrap();
+    let (_, _quiet_upstream) = rx.recv().await.unwrap();
+    let nothing = tokio::time::timeout(Duration::from_millis(700), quiet.recv()).await;
+    assert!(nothing.is_err(), "a frame arrived: {nothing:?}");
+    gw.stop().await;
+}

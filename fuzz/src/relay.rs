@@ -434,6 +434,7 @@ impl OutputCheck {
                 );
                 assert!(self.open_frame.is_none() && self.next == self.out.len());
             }
+            Some(Event::OwnPong) => panic!("no pong token was armed"),
             Some(Event::Violation(v)) => {
                 assert!(
                     matches!(v.close_code(), 1002 | 1007 | 1009),

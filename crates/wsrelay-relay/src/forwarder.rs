@@ -82,6 +82,9 @@ pub enum Event {
     /// The peer broke a rule. The offending frame is not included in the forwarded bytes
     /// when it began in this input; see [`Step::mid_frame`].
     Violation(Violation),
+    /// A pong answering the relay's own keep-alive ping (see [`Forwarder::absorb_pongs`]): it
+    /// is `input[forward..consumed]`, taken in but not forwarded. Processing stops after it.
+    OwnPong,
 }
 
 /// The result of feeding bytes to a [`Forwarder`].
@@ -90,7 +93,7 @@ pub struct Step {
     /// Bytes at the front of the input that are checked and may be forwarded unchanged.
     pub forward: usize,
     /// Bytes at the front of the input the forwarder has taken in: `forward`, plus a frame it
-    /// dropped because it broke a rule. The caller keeps `input[consumed..]` (a partial header or
+    /// dropped because it broke a rule or absorbed as an [`Event::OwnPong`]. The caller keeps `input[consumed..]` (a partial header or
     /// control frame) and passes it again, followed by more bytes, in the next call.
     pub consumed: usize,
     /// True if the forwarded bytes end inside a frame's payload, so nothing else may be written
@@ -120,6 +123,24 @@ enum Phase {
     },
     /// A close frame passed (or a violation happened): the stream is over.
     Done,
+}
+
+/// What one step of [`Forwarder::next_piece`] covered: at most one frame, or one chunk of a
+/// frame's payload. Offsets are into that step's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Piece {
+    /// The frame's header, if it was parsed in this step (it is then `input[..header_len]`).
+    pub(crate) header: Option<FrameHeader>,
+    /// Length of that header on the wire.
+    pub(crate) header_len: usize,
+    /// The payload bytes of this step: `input[payload.0..payload.1]`, masked as on the wire.
+    pub(crate) payload: (usize, usize),
+    /// Offset of `payload.0` within its frame's payload (the masking offset).
+    pub(crate) offset: u64,
+    /// The frame's masking key.
+    pub(crate) mask: Option<[u8; 4]>,
+    /// True if the frame ends in this step.
+    pub(crate) complete: bool,
 }
 
 /// The message a fragment sequence is building.
@@ -159,6 +180,8 @@ pub struct Forwarder {
     phase: Phase,
     message: Message,
     utf8: Utf8Validator,
+    /// Payload of the relay's own keep-alive pings: pongs carrying it are absorbed.
+    pong_token: Option<[u8; 8]>,
 }
 
 impl Forwarder {
@@ -169,12 +192,18 @@ impl Forwarder {
             phase: Phase::Header,
             message: Message::None,
             utf8: Utf8Validator::new(),
+            pong_token: None,
         }
     }
 
     /// The configuration this forwarder enforces.
     pub fn config(&self) -> &ForwarderConfig {
         &self.config
+    }
+
+    /// Changes the largest message accepted (1009 beyond it), e.g. for aggregation.
+    pub(crate) fn set_max_message_size(&mut self, limit: u64) {
+        self.config.max_message_size = limit;
     }
 
     /// True between frames (the destination may take an injected control frame).
@@ -200,8 +229,43 @@ impl Forwarder {
         matches!(self.message, Message::Open { .. })
     }
 
+    /// From now on, pongs whose payload is `token` answer the relay's own pings: they are
+    /// taken in and reported as [`Event::OwnPong`] instead of being forwarded. Other pongs pass.
+    pub fn absorb_pongs(&mut self, token: [u8; 8]) {
+        self.pong_token = Some(token);
+    }
+
     /// Feeds the next bytes of the stream (beginning with what the previous step left unconsumed).
     pub fn process(&mut self, input: &[u8]) -> Step {
+        let mut piece = Piece::default();
+        // Without keep-alive the pong check is compiled out of the loop (it costs ~8% on small
+        // frames even when never taken).
+        if self.pong_token.is_some() {
+            self.run::<false, true>(input, 0, &mut piece)
+        } else {
+            self.run::<false, false>(input, 0, &mut piece)
+        }
+    }
+
+    /// Like [`process`](Forwarder::process), but stops after one frame or one chunk of a frame's
+    /// payload and says what it covered, for a pump that shows frames to a hook. A data frame of
+    /// at most `whole_limit` bytes (header included) is taken only once all of it is in `input`.
+    pub(crate) fn next_piece(&mut self, input: &[u8], whole_limit: usize) -> (Step, Piece) {
+        let mut piece = Piece::default();
+        let step = self.run::<true, true>(input, whole_limit, &mut piece);
+        (step, piece)
+    }
+
+    /// The stream reader. `ONE` is false for [`process`](Forwarder::process), which compiles to
+    /// the plain pass-through loop: every `if ONE` below vanishes from it. `PONGS` is true when
+    /// pongs answering the relay's own pings are to be absorbed.
+    #[inline(always)]
+    fn run<const ONE: bool, const PONGS: bool>(
+        &mut self,
+        input: &[u8],
+        whole_limit: usize,
+        piece: &mut Piece,
+    ) -> Step {
         let mut step = Step {
             forward: 0,
             consumed: 0,
@@ -235,6 +299,25 @@ impl Forwarder {
                         let Some(frame) = rest.get(..frame_len) else {
                             break;
                         };
+                        if PONGS
+                            && header.opcode == OpCode::Pong
+                            && self.is_own_pong(&header, frame)
+                        {
+                            step.forward = pos;
+                            step.consumed = pos + frame_len;
+                            step.event = Some(Event::OwnPong);
+                            return step;
+                        }
+                        if ONE {
+                            *piece = Piece {
+                                header: Some(header),
+                                header_len,
+                                payload: (pos + header_len, pos + frame_len),
+                                offset: 0,
+                                mask: header.mask,
+                                complete: true,
+                            };
+                        }
                         if header.opcode == OpCode::Close {
                             match close_payload(&header, &frame[header_len..]) {
                                 Ok(payload) => {
@@ -251,7 +334,24 @@ impl Forwarder {
                         }
                         step.frames += 1;
                         pos += frame_len;
+                        if ONE {
+                            break;
+                        }
                         continue;
+                    }
+                    if ONE {
+                        let frame_len = header_len as u64 + header.payload_len;
+                        if frame_len <= whole_limit as u64 && (rest.len() as u64) < frame_len {
+                            break;
+                        }
+                        *piece = Piece {
+                            header: Some(header),
+                            header_len,
+                            payload: (pos + header_len, pos + header_len),
+                            offset: 0,
+                            mask: header.mask,
+                            complete: header.payload_len == 0,
+                        };
                     }
                     self.start_data_frame(&header);
                     step.frames += 1;
@@ -261,6 +361,9 @@ impl Forwarder {
                         if let Err(v) = self.end_data_frame(header.fin) {
                             step.frames -= 1;
                             return self.fail(step, Some(pos - header_len), pos, pos, v);
+                        }
+                        if ONE {
+                            break;
                         }
                     }
                 }
@@ -283,6 +386,12 @@ impl Forwarder {
                             return self.fail(step, frame_start, pos, end, e.into());
                         }
                     }
+                    if ONE {
+                        piece.payload = (pos, pos + chunk.len());
+                        piece.offset = offset;
+                        piece.mask = mask;
+                        piece.complete = take == remaining;
+                    }
                     pos += chunk.len();
                     if take == remaining {
                         if let Err(v) = self.end_data_frame(fin) {
@@ -300,6 +409,9 @@ impl Forwarder {
                             fin,
                         };
                     }
+                    if ONE {
+                        break;
+                    }
                 }
             }
         }
@@ -307,6 +419,27 @@ impl Forwarder {
         step.consumed = pos;
         step.mid_frame = !self.at_frame_boundary();
         step
+    }
+
+    /// True if `frame` (a whole pong) carries the relay's own ping token.
+    #[cold]
+    #[inline(never)]
+    fn is_own_pong(&self, header: &FrameHeader, frame: &[u8]) -> bool {
+        let Some(token) = self.pong_token else {
+            return false;
+        };
+        let Some(payload) = frame.get(frame.len().saturating_sub(8)..) else {
+            return false;
+        };
+        if header.payload_len != 8 {
+            return false;
+        }
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut bytes, key, 0);
+        }
+        bytes == token
     }
 
     /// Checks a header against the fragmentation rules, size limits and RSV placement.

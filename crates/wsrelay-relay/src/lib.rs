@@ -23,6 +23,51 @@
 //! A violation found inside a frame that was partly forwarded already leaves the other stream
 //! mid-frame, where no close frame can follow: that connection is shut down without one.
 //!
+//! ## Frame hooks and keep-alive
+//!
+//! [`Relay::with_hook`] shows every frame to a [`FrameHook`] that may forward, rewrite, drop it
+//! or close the connection (see [`hook`] for chunks, fragments and aggregation); without one the
+//! relay is the plain cut-through path, compiled without any hook code. [`RelayOptions::keep_alive`]
+//! pings quiet sides and absorbs the answers.
+//!
+//! A runnable example over in-memory pipes: a hook upper-cases the client's text.
+//!
+//! ```
+//! use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
+//! use wsrelay_codec::{write_frame, FrameHeader, OpCode};
+//! use wsrelay_relay::{Frame, Relay, RelayOptions, Verdict};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let (mut client, client_side) = duplex(4096);
+//! let (mut upstream, upstream_side) = duplex(4096);
+//! let relay = tokio::spawn(async move {
+//!     Relay::new(client_side, upstream_side, &RelayOptions::default())
+//!         .with_hook(|frame: &mut Frame<'_>| {
+//!             frame.payload_mut().make_ascii_uppercase();
+//!             Verdict::Replace
+//!         })
+//!         .run()
+//!         .await
+//! });
+//! // The client sends a masked "hi"...
+//! let mut wire = Vec::new();
+//! let header = FrameHeader { mask: Some([1, 2, 3, 4]), ..FrameHeader::new(OpCode::Text, 0) };
+//! write_frame(&mut wire, header, b"hi");
+//! client.write_all(&wire).await?;
+//! // ...and the upstream gets "HI", masked with a key of the relay's own.
+//! let mut got = [0u8; 8];
+//! upstream.read_exact(&mut got).await?;
+//! let key = [got[2], got[3], got[4], got[5]];
+//! assert_eq!([got[0], got[1] & 0x7F], [0x81, 2]);
+//! assert_eq!([got[6] ^ key[0], got[7] ^ key[1]], *b"HI");
+//! drop((client, upstream));
+//! relay.await.unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! With a shutdown signal, on TCP:
+//!
 //! ```no_run
 //! # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
 //! use wsrelay_relay::{Relay, RelayOptions};
@@ -39,6 +84,7 @@
 
 mod error;
 pub mod forwarder;
+pub mod hook;
 mod options;
 mod outcome;
 mod pool;
@@ -47,6 +93,7 @@ mod relay;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};
+pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
 pub use relay::{relay, Relay};

@@ -23,7 +23,18 @@ pub struct RelayOptions {
     /// How long to wait for the other side's close (and for peers to hang up) once closing starts.
     pub close_timeout: Duration,
     /// Close both sides with 1001 when no frame passes either way for this long; `None` to disable.
+    /// Only the peers' frames count: the relay's keep-alive pings and the pongs that answer them
+    /// do not, so a connection kept alive by pings alone still times out.
     pub idle_timeout: Option<Duration>,
+    /// Send a side a ping of the relay's own when that side has sent nothing for this long;
+    /// `None` (the default) to disable. The ping goes out at a frame boundary (masked towards the
+    /// upstream) with an 8-byte payload chosen per connection; the pong that answers it is
+    /// absorbed, not forwarded, while other pongs pass.
+    pub keep_alive: Option<Duration>,
+    /// With a frame hook: show it whole messages (at most the direction's `max_message_size`,
+    /// or [`DEFAULT_AGGREGATE_LIMIT`](crate::hook::DEFAULT_AGGREGATE_LIMIT) if that is
+    /// unlimited; 1009 beyond) instead of fragments. No effect without a hook.
+    pub aggregate_fragments: bool,
 }
 
 impl Default for RelayOptions {
@@ -38,6 +49,8 @@ impl Default for RelayOptions {
             allowed_rsv: 0,
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
+            keep_alive: None,
+            aggregate_fragments: false,
         }
     }
 }

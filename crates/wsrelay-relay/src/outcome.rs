@@ -74,6 +74,14 @@ pub enum EndReason {
     },
     /// No frame passed for the idle timeout; both sides got 1001.
     IdleTimeout,
+    /// The frame hook closed the connection (or broke a frame under way, closed with 1011);
+    /// both sides got `code`.
+    Hook {
+        /// The side whose frame the hook was looking at.
+        side: Side,
+        /// The close code sent to both sides.
+        code: u16,
+    },
     /// The relay was asked to shut down; both sides got 1001.
     Shutdown,
 }

@@ -10,6 +10,7 @@ use wsrelay_codec::close::code;
 use wsrelay_codec::Role;
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
 use crate::pump::{Pump, PumpEvent};
 use crate::{CloseInfo, EndReason, RelayOptions, RelayOutcome, Side};
 
@@ -19,14 +20,19 @@ const MIN_BUFFER: usize = 256;
 /// A relay between one client and one upstream connection, ready to run.
 ///
 /// Both streams must already be past the opening handshake. Build it, optionally hand it bytes
-/// that were read past the handshake and a shutdown signal, then [`run`](Relay::run) it.
-pub struct Relay<C, U> {
+/// that were read past the handshake, a shutdown signal and a [frame hook](crate::hook), then
+/// [`run`](Relay::run) it.
+///
+/// `H` is the hook's type; the default, [`NoHook`], is the plain cut-through relay with no
+/// hook code compiled in at all.
+pub struct Relay<C, U, H = NoHook> {
     client: C,
     upstream: U,
     options: RelayOptions,
     c2u: Pump,
     u2c: Pump,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    hook: H,
 }
 
 impl<C, U> Relay<C, U>
@@ -58,9 +64,65 @@ where
             client,
             upstream,
             options: options.clone(),
-            c2u: Pump::new(Forwarder::new(from_client), buffer, true),
-            u2c: Pump::new(Forwarder::new(from_upstream), buffer, false),
+            c2u: Pump::new(Forwarder::new(from_client), Side::Client, buffer, true),
+            u2c: Pump::new(Forwarder::new(from_upstream), Side::Upstream, buffer, false),
             shutdown: None,
+            hook: NoHook,
+        }
+    }
+}
+
+impl<C, U, H> Relay<C, U, H>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+    H: FrameHook + Unpin,
+{
+    /// Shows every frame, both ways, to `hook`, which may forward, rewrite or drop it, or close
+    /// the connection; see [`crate::hook`] for what it sees and what each verdict does.
+    ///
+    /// ```no_run
+    /// # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
+    /// use wsrelay_relay::{Frame, Relay, RelayOptions, Verdict};
+    /// let outcome = Relay::new(client, upstream, &RelayOptions::default())
+    ///     .with_hook(|frame: &mut Frame<'_>| {
+    ///         println!("{} sent {:?}, {} bytes", frame.from(), frame.opcode(), frame.payload().len());
+    ///         Verdict::Forward
+    ///     })
+    ///     .run()
+    ///     .await;
+    /// # }
+    /// ```
+    pub fn with_hook<H2: FrameHook + Unpin>(self, hook: H2) -> Relay<C, U, H2> {
+        let Relay {
+            client,
+            upstream,
+            options,
+            mut c2u,
+            mut u2c,
+            shutdown,
+            hook: _,
+        } = self;
+        if H2::ENABLED {
+            let limit = |l: u64| {
+                if l == u64::MAX {
+                    DEFAULT_AGGREGATE_LIMIT
+                } else {
+                    l
+                }
+            };
+            let aggregate = options.aggregate_fragments;
+            c2u.enable_hook(aggregate, limit(options.client_max_message_size));
+            u2c.enable_hook(aggregate, limit(options.upstream_max_message_size));
+        }
+        Relay {
+            client,
+            upstream,
+            options,
+            c2u,
+            u2c,
+            shutdown,
+            hook,
         }
     }
 
@@ -89,8 +151,27 @@ where
             .options
             .idle_timeout
             .map(|t| Box::pin(sleep_until(now + t)));
+        let mut relay = self;
+        let keep_alive = relay
+            .options
+            .keep_alive
+            .filter(|t| !t.is_zero())
+            .map(|interval| {
+                let token = [random_token(), random_token()];
+                // Pongs from a side answer the pings sent to it.
+                relay.c2u.forwarder_mut().absorb_pongs(token[0]);
+                relay.u2c.forwarder_mut().absorb_pongs(token[1]);
+                KeepAlive {
+                    interval,
+                    timer: Box::pin(sleep_until(now + interval)),
+                    last_heard: [now; 2],
+                    last_ping: [now; 2],
+                    token,
+                }
+            });
         Running {
-            relay: self,
+            relay,
+            keep_alive,
             stage: Stage::Relaying,
             started: now,
             last_activity: now,
@@ -138,8 +219,26 @@ enum Stage {
     Draining,
 }
 
-struct Running<C, U> {
-    relay: Relay<C, U>,
+/// Keep-alive pings: per side (client, upstream), when it was last heard from and last pinged.
+struct KeepAlive {
+    interval: std::time::Duration,
+    timer: Pin<Box<Sleep>>,
+    last_heard: [Instant; 2],
+    last_ping: [Instant; 2],
+    /// The payload of the pings sent to each side.
+    token: [[u8; 8]; 2],
+}
+
+/// An 8-byte ping payload that no peer can guess, so only the answer to our ping matches it.
+fn random_token() -> [u8; 8] {
+    let mut token = *b"wsrelay!";
+    let _ = getrandom::fill(&mut token);
+    token
+}
+
+struct Running<C, U, H> {
+    relay: Relay<C, U, H>,
+    keep_alive: Option<KeepAlive>,
     stage: Stage,
     started: Instant,
     last_activity: Instant,
@@ -152,10 +251,11 @@ struct Running<C, U> {
     close_timed_out: bool,
 }
 
-impl<C, U> Running<C, U>
+impl<C, U, H> Running<C, U, H>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
+    H: FrameHook + Unpin,
 {
     /// The pump that reads from `side`.
     fn reader_of(&mut self, side: Side) -> &mut Pump {
@@ -221,6 +321,27 @@ where
                 if !closed {
                     self.vanished(from, error);
                 }
+            }
+            PumpEvent::HookClose {
+                code,
+                reason,
+                peer_close,
+            } => {
+                if let Some(payload) = peer_close {
+                    let info = CloseInfo {
+                        code: payload.code(),
+                        reason: payload.reason().to_owned(),
+                    };
+                    match from {
+                        Side::Client => self.client_close = Some(info),
+                        Side::Upstream => self.upstream_close = Some(info),
+                    }
+                    self.first_close.get_or_insert(from);
+                }
+                self.writer_to(from).inject_close(code, &reason);
+                self.writer_to(from.other()).inject_close(code, &reason);
+                self.set_end(EndReason::Hook { side: from, code });
+                self.start_close_timer();
             }
             PumpEvent::DestinationFailed(kind) => {
                 let gone = from.other();
@@ -291,6 +412,7 @@ where
                 cx,
                 Pin::new(&mut relay.client),
                 Pin::new(&mut relay.upstream),
+                &mut relay.hook,
             );
             if let Poll::Ready(event) = c2u {
                 self.on_event(Side::Client, event);
@@ -301,6 +423,7 @@ where
                 cx,
                 Pin::new(&mut relay.upstream),
                 Pin::new(&mut relay.client),
+                &mut relay.hook,
             );
             if let Poll::Ready(event) = u2c {
                 self.on_event(Side::Upstream, event);
@@ -317,6 +440,9 @@ where
                 }
             }
             if self.poll_idle(cx) {
+                continue;
+            }
+            if self.poll_keep_alive(cx) {
                 continue;
             }
             return Poll::Pending;
@@ -347,6 +473,49 @@ where
         self.idle_fire()
     }
 
+    /// Sends a ping to each side that has been quiet for the keep-alive interval (and was not
+    /// pinged within it); true if one was queued. Nothing is sent once closing began.
+    fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(ka) = self.keep_alive.as_mut() else {
+            return false;
+        };
+        let now = Instant::now();
+        let pumps = [&mut self.relay.c2u, &mut self.relay.u2c];
+        for (i, pump) in pumps.into_iter().enumerate() {
+            if std::mem::take(&mut pump.heard) {
+                ka.last_heard[i] = now;
+            }
+        }
+        if self.close_deadline.is_some() {
+            return false;
+        }
+        let mut fired = false;
+        loop {
+            let now = Instant::now();
+            let mut next = now + ka.interval;
+            for i in 0..2 {
+                let mut due = ka.last_heard[i].max(ka.last_ping[i]) + ka.interval;
+                if due <= now {
+                    // The pump writing to the client is u2c; to the upstream, c2u.
+                    let writer = if i == 0 {
+                        &mut self.relay.u2c
+                    } else {
+                        &mut self.relay.c2u
+                    };
+                    writer.inject_ping(ka.token[i]);
+                    ka.last_ping[i] = now;
+                    due = now + ka.interval;
+                    fired = true;
+                }
+                next = next.min(due);
+            }
+            ka.timer.as_mut().reset(next);
+            if ka.timer.as_mut().poll(cx).is_pending() {
+                return fired;
+            }
+        }
+    }
+
     fn idle_fire(&mut self) -> bool {
         self.idle = None;
         self.close_both(EndReason::IdleTimeout, "idle timeout");
@@ -354,10 +523,11 @@ where
     }
 }
 
-impl<C, U> Future for Running<C, U>
+impl<C, U, H> Future for Running<C, U, H>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     U: AsyncRead + AsyncWrite + Unpin,
+    H: FrameHook + Unpin,
 {
     type Output = RelayOutcome;
 
