@@ -166,6 +166,39 @@ pub(super) fn drivers(pair: Pair) -> (RelayHandle, Driver, Driver) {
     (pair._relay, client, upstream)
 }
 
+/// [`pair`] with a driver on each side, or the failed result to return.
+async fn raw_drivers(after_101: &[u8]) -> Result<(RelayHandle, Driver, Driver), CustomResult> {
+    match pair(after_101).await {
+        Ok(p) => Ok(drivers(p)),
+        Err(e) => Err(fail(e.clone(), e)),
+    }
+}
+
+/// Waits (up to 3 s) for a close and answers it with the same code; returns its code.
+async fn answer_close(driver: &mut Driver) -> Option<Option<u16>> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while let Some(e) = driver.next(deadline).await {
+        if let Event::Close { code } = e {
+            driver.send_close(code).await;
+            return Some(code);
+        }
+    }
+    None
+}
+
+/// Reads from a raw stream into `got` until it holds `want` bytes or `within` passes.
+async fn read_until(stream: &mut TcpStream, got: &mut Vec<u8>, want: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut chunk = vec![0u8; 256 * 1024];
+    while got.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+}
+
 fn fail(observed: impl Into<String>, why: impl Into<String>) -> CustomResult {
     CustomResult {
         observed: observed.into(),
@@ -229,11 +262,10 @@ async fn upstream_pipelines(_env: Env) -> CustomResult {
 }
 
 async fn close_race(_env: Env) -> CustomResult {
-    let pair = match pair(&[]).await {
-        Ok(p) => p,
-        Err(e) => return fail(e.clone(), e),
+    let (_relay, mut client, mut upstream) = match raw_drivers(&[]).await {
+        Ok(d) => d,
+        Err(failed) => return failed,
     };
-    let (_relay, mut client, mut upstream) = drivers(pair);
     let c_close = c(op::CLOSE, true, close_payload(1000, b"client"));
     let u_close = s(op::CLOSE, true, close_payload(4000, b"upstream"));
     tokio::join!(client.send(&c_close), upstream.send(&u_close));
@@ -259,23 +291,14 @@ async fn close_race(_env: Env) -> CustomResult {
 }
 
 async fn half_open_client(_env: Env) -> CustomResult {
-    let pair = match pair(&[]).await {
-        Ok(p) => p,
-        Err(e) => return fail(e.clone(), e),
+    let (_relay, mut client, mut upstream) = match raw_drivers(&[]).await {
+        Ok(d) => d,
+        Err(failed) => return failed,
     };
-    let (_relay, mut client, mut upstream) = drivers(pair);
     client.send(&c(op::TEXT, true, "last words")).await;
     client.shutdown_write().await;
     let got = next_msg(&mut upstream, Duration::from_secs(3)).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut up_close = None;
-    while let Some(e) = upstream.next(deadline).await {
-        if let Event::Close { code } = e {
-            up_close = Some(code);
-            upstream.send_close(code).await;
-            break;
-        }
-    }
+    let up_close = answer_close(&mut upstream).await;
     upstream.shutdown_write().await;
     let ended = until_end(&mut client, Duration::from_secs(3)).await;
     let ok = got == Some(text("last words")) && up_close == Some(Some(1001)) && ended;
@@ -287,23 +310,14 @@ async fn half_open_client(_env: Env) -> CustomResult {
 }
 
 async fn half_open_upstream(_env: Env) -> CustomResult {
-    let pair = match pair(&[]).await {
-        Ok(p) => p,
-        Err(e) => return fail(e.clone(), e),
+    let (_relay, mut client, mut upstream) = match raw_drivers(&[]).await {
+        Ok(d) => d,
+        Err(failed) => return failed,
     };
-    let (_relay, mut client, mut upstream) = drivers(pair);
     upstream.send(&s(op::TEXT, true, "last words")).await;
     upstream.shutdown_write().await;
     let got = next_msg(&mut client, Duration::from_secs(3)).await;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut client_close = None;
-    while let Some(e) = client.next(deadline).await {
-        if let Event::Close { code } = e {
-            client_close = Some(code);
-            client.send_close(code).await;
-            break;
-        }
-    }
+    let client_close = answer_close(&mut client).await;
     let ended = until_end(&mut client, Duration::from_secs(3)).await;
     let up_deadline = Instant::now() + Duration::from_secs(3);
     let mut up_close = None;
@@ -324,11 +338,10 @@ async fn half_open_upstream(_env: Env) -> CustomResult {
 }
 
 async fn upstream_dies_mid_frame(_env: Env) -> CustomResult {
-    let pair = match pair(&[]).await {
-        Ok(p) => p,
-        Err(e) => return fail(e.clone(), e),
+    let (_relay, mut client, mut upstream) = match raw_drivers(&[]).await {
+        Ok(d) => d,
+        Err(failed) => return failed,
     };
-    let (_relay, mut client, mut upstream) = drivers(pair);
     let frame = s(op::BINARY, true, vec![9u8; 1000]);
     upstream.send(&frame[..500]).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -390,11 +403,10 @@ async fn read_one_frame(stream: &mut TcpStream, mut buf: Vec<u8>) -> Option<wire
 }
 
 async fn upstream_ping(_env: Env) -> CustomResult {
-    let pair = match pair(&[]).await {
-        Ok(p) => p,
-        Err(e) => return fail(e.clone(), e),
+    let (_relay, mut client, mut upstream) = match raw_drivers(&[]).await {
+        Ok(d) => d,
+        Err(failed) => return failed,
     };
-    let (_relay, mut client, mut upstream) = drivers(pair);
     upstream.send(&s(op::PING, true, "up")).await;
     let ping = next_msg(&mut client, Duration::from_secs(3)).await;
     client.send(&c(op::PONG, true, "up")).await;
@@ -420,15 +432,7 @@ async fn cut_through(_env: Env) -> CustomResult {
     if client.write_all(&frame[..first]).await.is_err() {
         return fail("write failed", "write failed");
     }
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut chunk = vec![0u8; 256 * 1024];
-    while got.len() < first - 64 * 1024 && Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, up.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
+    read_until(&mut up, &mut got, first - 64 * 1024, Duration::from_secs(3)).await;
     let observed = format!(
         "upstream received {} of the {first} bytes sent so far",
         got.len()
@@ -452,15 +456,7 @@ async fn verbatim_bytes(_env: Env) -> CustomResult {
         .mask(Some([0x11, 0x22, 0x33, 0x44]))
         .encode();
     let _ = client.write_all(&frame).await;
-    let mut chunk = [0u8; 1024];
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while got.len() < frame.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, up.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
+    read_until(&mut up, &mut got, frame.len(), Duration::from_secs(3)).await;
     judged(
         format!("upstream read {got:02x?}"),
         got == frame,
@@ -509,15 +505,7 @@ async fn back_pressure(_env: Env) -> CustomResult {
         let ok = client.write_all(&rest).await.is_ok();
         (client, ok)
     });
-    let mut chunk = vec![0u8; 256 * 1024];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while got.len() < frame.len() && Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, up.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
+    read_until(&mut up, &mut got, frame.len(), Duration::from_secs(30)).await;
     let wrote_all = matches!(writer.await, Ok((_, true)));
     let intact = got == frame;
     let observed = format!(
