@@ -266,43 +266,16 @@ impl RawPeer {
     }
 }
 
-/// A tiny upstream that accepts one connection with our handshake crate and hands it to the test.
+/// A tiny upstream that accepts connections with our handshake crate (first offered
+/// subprotocol, no extension) and hands each to the test.
 pub async fn raw_upstream() -> (SocketAddr, tokio::sync::mpsc::Receiver<RawPeer>) {
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (addr, mut recorded) = recording_upstream(first_protocol).await;
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let parsed = loop {
-                let mut chunk = [0u8; 4096];
-                let n = stream.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                match wsrelay::handshake::parse_upgrade_request(&buf, &Limits::default()) {
-                    Ok(Parsed::Complete { value, consumed }) => break Some((value, consumed)),
-                    Ok(Parsed::Partial) => continue,
-                    Err(e) => panic!("gateway sent an invalid upgrade: {e}"),
-                }
-            };
-            let Some(((_, request), consumed)) = parsed else {
-                continue;
-            };
-            let mut out = Vec::new();
-            let protocol = request.protocols.first().map(String::as_str);
-            wsrelay::handshake::write_switching_protocols(
-                &mut out,
-                &request.accept(),
-                protocol,
-                None,
-                &[],
-            );
-            stream.write_all(&out).await.unwrap();
-            let _ = tx
-                .send(RawPeer::server(stream, buf.split_off(consumed)))
-                .await;
+        while let Some((_, peer)) = recorded.recv().await {
+            if tx.send(peer).await.is_err() {
+                break;
+            }
         }
     });
     (addr, rx)
