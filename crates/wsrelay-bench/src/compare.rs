@@ -391,7 +391,11 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     }
     let rss: Vec<Option<u64>> = systems
         .iter()
-        .map(|s| s.process.as_ref().and_then(|c| rss_kib(c.id())))
+        .map(|s| {
+            s.process
+                .as_ref()
+                .and_then(|c| memory::status_kib(c.id(), "VmRSS:"))
+        })
         .collect();
     let (mut markdown, mut json) = tabulate(&workloads, &systems, &results, &rss, reps, duration);
     let names: Vec<&'static str> = systems
@@ -589,17 +593,6 @@ async fn memory_workloads(
     }
     rows.insert("idle".into(), serde_json::Value::Object(idle_rows));
     Ok((md, serde_json::Value::Object(rows)))
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 fn tabulate(

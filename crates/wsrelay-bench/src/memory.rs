@@ -175,25 +175,23 @@ fn process_tree(pid: u32) -> Vec<u32> {
     all
 }
 
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A KiB field of `/proc/PID/status` (`"VmRSS:"`, `"VmHWM:"`); `None` if unreadable.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 /// Resident set of the process tree, KiB.
 pub fn tree_rss_kib(pid: u32) -> u64 {
     process_tree(pid)
         .into_iter()
-        .map(|p| status_kib(p, "VmRSS:"))
+        .filter_map(|p| status_kib(p, "VmRSS:"))
         .sum()
 }
 
@@ -201,6 +199,6 @@ pub fn tree_rss_kib(pid: u32) -> u64 {
 pub fn tree_peak_kib(pid: u32) -> u64 {
     process_tree(pid)
         .into_iter()
-        .map(|p| status_kib(p, "VmHWM:"))
+        .filter_map(|p| status_kib(p, "VmHWM:"))
         .sum()
 }
