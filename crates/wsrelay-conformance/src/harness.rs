@@ -191,6 +191,17 @@ pub async fn accept_upgrade(
         .map_err(|_| "no upstream connection came".to_owned())?
         .map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (path, rest) = answer_upgrade(&mut stream, after_101, within).await?;
+    Ok((stream, path, rest))
+}
+
+/// Reads an upgrade request head on `stream` and answers 101 (with `after_101` in the same
+/// write); returns the request path and the bytes read past the head.
+async fn answer_upgrade(
+    stream: &mut TcpStream,
+    after_101: &[u8],
+    within: Duration,
+) -> Result<(String, Vec<u8>), String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let deadline = Instant::now() + within;
@@ -200,7 +211,7 @@ pub async fn accept_upgrade(
             reply.extend_from_slice(after_101);
             stream.write_all(&reply).await.map_err(|e| e.to_string())?;
             buf.drain(..head.len);
-            return Ok((stream, head.path, buf));
+            return Ok((head.path, buf));
         }
         if buf.len() > 64 * 1024 {
             return Err("request head too large".into());
@@ -385,29 +396,10 @@ pub async fn run_upstream_cases(cases: &[&Case], python: &Path) -> Result<Vec<Ca
 /// One connection of the blind echo ([`Echo::Blind`]).
 async fn blind_echo(mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut buf = Vec::new();
+    let Ok((_, mut buf)) = answer_upgrade(&mut stream, &[], Duration::from_secs(10)).await else {
+        return;
+    };
     let mut chunk = vec![0u8; 256 * 1024];
-    loop {
-        match wire::parse_request(&buf) {
-            Ok(Some(head)) => {
-                if stream
-                    .write_all(&wire::switching_protocols(&head.key))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                buf.drain(..head.len);
-                break;
-            }
-            Ok(None) if buf.len() < 64 * 1024 => {}
-            _ => return,
-        }
-        match stream.read(&mut chunk).await {
-            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => return,
-        }
-    }
     loop {
         while let Ok(Some((frame, used))) = wire::read_frame(&buf, u64::MAX) {
             buf.drain(..used);
