@@ -24,55 +24,12 @@ use wsrelay_handshake::{
 };
 use wsrelay_relay::{EndReason, Relay, RelayOptions, RelayOutcome};
 
+use crate::config::GatewayConfig;
 use crate::route::{Route, Upstream, PERMESSAGE_DEFLATE};
 use crate::stream::Stream;
 
 /// Largest body of an upstream's refusal that is relayed to the client.
 pub const MAX_RELAYED_BODY: usize = 64 * 1024;
-
-/// One address to accept clients on, with TLS settings when it terminates TLS (`wss://`).
-#[derive(Debug, Clone)]
-pub struct ListenerConfig {
-    /// Address to accept clients on.
-    pub address: SocketAddr,
-    /// Certificates (chosen by SNI) and ALPN; `None` for plain `ws://`.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-/// Everything the gateway needs: listeners, routes tried in order, process-wide timeouts.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// Addresses to accept clients on; each is served by every worker.
-    pub listeners: Vec<ListenerConfig>,
-    /// Routes, tried in order; the first that matches a request takes it (404 if none).
-    pub routes: Vec<Route>,
-    /// Time a client has to complete TLS and send its upgrade request (408 after it).
-    pub handshake_timeout: Duration,
-    /// After a shutdown signal, time open relays get to close before they are cut.
-    pub shutdown_timeout: Duration,
-    /// Header size and count limits for both handshakes.
-    pub limits: Limits,
-    /// Worker threads, each with its own runtime and listening sockets (thread-per-core).
-    pub workers: usize,
-}
-
-impl GatewayConfig {
-    /// One plain listener and one route taking every request to `upstream` (the CLI's case),
-    /// with the defaults: 10 s handshakes, 5 s connect, 10 s shutdown, one worker.
-    pub fn new(listen: SocketAddr, upstream: Upstream) -> GatewayConfig {
-        GatewayConfig {
-            listeners: vec![ListenerConfig {
-                address: listen,
-                tls: None,
-            }],
-            routes: vec![Route::catch_all(upstream)],
-            handshake_timeout: Duration::from_secs(10),
-            shutdown_timeout: Duration::from_secs(10),
-            limits: Limits::default(),
-            workers: 1,
-        }
-    }
-}
 
 /// A bound gateway, ready to serve.
 ///

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use wsrelay::gateway::{Gateway, GatewayConfig};
+use wsrelay::config::GatewayConfig;
+use wsrelay::gateway::Gateway;
 use wsrelay::handshake::WsUri;
 use wsrelay::route::Upstream;
 
@@ -77,7 +78,7 @@ struct Cli {
     #[arg(long, default_value_t = 0)]
     max_message_size: u64,
     /// Bytes buffered per direction of each connection.
-    #[arg(long, default_value_t = wsrelay::route::DEFAULT_BUFFER_SIZE)]
+    #[arg(long, default_value_t = wsrelay::config::defaults::BUFFER_SIZE)]
     buffer_size: usize,
     /// Do not validate UTF-8 of text messages.
     #[arg(long)]

@@ -8,6 +8,8 @@ use regex::Regex;
 use wsrelay_handshake::{Header, WsUri};
 use wsrelay_relay::RelayOptions;
 
+use crate::config::defaults;
+
 /// How a route matches the request path (the part before `?`).
 #[derive(Debug, Clone)]
 pub enum PathMatch {
@@ -75,16 +77,11 @@ impl Upstream {
     }
 }
 
-/// Bytes a relayed connection buffers per direction, by default, in the gateway. Larger than
-/// the relay crate's 64 KiB: bulk transfers move about a third more per second with 256 KiB
-/// (fewer system calls per byte; see BENCHMARKS.md), and idle connections hold no buffer at all,
-/// so only connections with data in flight pay for it.
-pub const DEFAULT_BUFFER_SIZE: usize = 256 * 1024;
-
 /// The relay settings a route has unless configured otherwise.
 pub fn default_relay_options() -> RelayOptions {
     RelayOptions {
-        buffer_size: DEFAULT_BUFFER_SIZE,
+        buffer_size: defaults::BUFFER_SIZE,
+        close_timeout: defaults::CLOSE_TIMEOUT,
         ..RelayOptions::default()
     }
 }
@@ -140,8 +137,8 @@ impl Route {
             websocket: true,
             allowed_origins: Vec::new(),
             extensions: vec![PERMESSAGE_DEFLATE.to_owned()],
-            connect_timeout: Duration::from_secs(5),
-            upgrade_timeout: Duration::from_secs(10),
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            upgrade_timeout: defaults::UPGRADE_TIMEOUT,
             relay: default_relay_options(),
         }
     }

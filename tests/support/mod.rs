@@ -9,7 +9,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
-use wsrelay::gateway::{Gateway, GatewayConfig};
+use wsrelay::config::GatewayConfig;
+use wsrelay::gateway::Gateway;
 use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
 use wsrelay::route::Upstream;
 

@@ -12,7 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
-use wsrelay::gateway::{Gateway, GatewayConfig};
+use wsrelay::config::GatewayConfig;
+use wsrelay::gateway::Gateway;
 use wsrelay::handshake::WsUri;
 use wsrelay::route::Upstream;
 

@@ -16,9 +16,9 @@ use toml::Spanned;
 use wsrelay_handshake::{is_hop_by_hop, validate_header, Limits, WsUri};
 use wsrelay_relay::RelayOptions;
 
+use super::{defaults, GatewayConfig, ListenerConfig};
 use crate::error::ConfigError;
-use crate::gateway::{GatewayConfig, ListenerConfig};
-use crate::route::{PathMatch, Route, Upstream, DEFAULT_BUFFER_SIZE, PERMESSAGE_DEFLATE};
+use crate::route::{PathMatch, Route, Upstream, PERMESSAGE_DEFLATE};
 use crate::tls::{self, CertificateFiles, UpstreamTls};
 use crate::Error;
 
@@ -369,12 +369,12 @@ impl Loader<'_> {
         let server = &file.server;
         let handshake_timeout = self.duration(
             server.handshake_timeout.as_ref(),
-            Duration::from_secs(10),
+            defaults::HANDSHAKE_TIMEOUT,
             false,
         );
         let shutdown_timeout = self.duration(
             server.shutdown_timeout.as_ref(),
-            Duration::from_secs(10),
+            defaults::SHUTDOWN_TIMEOUT,
             true,
         );
         let workers = match server.workers {
@@ -574,29 +574,32 @@ impl Loader<'_> {
         };
         let connect_timeout = self.duration(
             tuning.connect_timeout.as_ref(),
-            Duration::from_secs(5),
+            defaults::CONNECT_TIMEOUT,
             false,
         );
         let upgrade_timeout = self.duration(
             tuning.upgrade_timeout.as_ref(),
-            Duration::from_secs(10),
+            defaults::UPGRADE_TIMEOUT,
             false,
         );
         let idle = self.duration(tuning.idle_timeout.as_ref(), Duration::ZERO, true);
         let keepalive = self.duration(tuning.keepalive_interval.as_ref(), Duration::ZERO, true);
-        let close_timeout =
-            self.duration(tuning.close_timeout.as_ref(), Duration::from_secs(5), false);
+        let close_timeout = self.duration(
+            tuning.close_timeout.as_ref(),
+            defaults::CLOSE_TIMEOUT,
+            false,
+        );
         let buffer_size = match &tuning.buffer_size {
-            Some(size) if *size.get_ref() < 256 => {
+            Some(size) if *size.get_ref() < defaults::MIN_BUFFER_SIZE => {
                 self.at(
                     size,
                     "buffer_size below 256 bytes",
                     "a buffer must hold a whole control frame; 262144 is the default",
                 );
-                DEFAULT_BUFFER_SIZE
+                defaults::BUFFER_SIZE
             }
             Some(size) => *size.get_ref(),
-            None => DEFAULT_BUFFER_SIZE,
+            None => defaults::BUFFER_SIZE,
         };
         let unlimited = |n: Option<u64>| match n {
             None | Some(0) => u64::MAX,

@@ -1,0 +1,22 @@
+//! Every default of the gateway's settings, written once: the file loader, the flags and the
+//! programmatic constructors all take them from here.
+
+use std::time::Duration;
+
+/// Time a client has to complete TLS and send its upgrade request (408 after it).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a shutdown signal, time open relays get to close before they are cut.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time to connect to an upstream, TLS handshake included (504 after it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time an upstream has to answer the upgrade (504 after it).
+pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time to wait for the other side's close once closing starts.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes a relayed connection buffers per direction. Larger than the relay crate's 64 KiB:
+/// bulk transfers move about a third more per second with 256 KiB (fewer system calls per byte;
+/// see BENCHMARKS.md), and idle connections hold no buffer at all, so only connections with
+/// data in flight pay for it.
+pub const BUFFER_SIZE: usize = 256 * 1024;
+/// The smallest buffer accepted: a whole control frame (2 + 4 + 125 bytes) must fit.
+pub const MIN_BUFFER_SIZE: usize = 256;
