@@ -1,9 +1,11 @@
-//! The crate's one error type: what can stop the gateway from starting.
+//! The crate's one error type: what can stop the gateway from starting, or a connection from
+//! reaching the relay.
 
 use std::fmt;
 use std::path::PathBuf;
 
-/// Why the gateway could not be configured or started.
+/// Why the gateway could not be configured or started, or why a connection did not reach the
+/// relay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configuration file has errors; each points at a line and column.
@@ -20,9 +22,14 @@ pub enum Error {
     /// A TLS setting (certificate, key, CA) was refused by rustls.
     #[error("TLS: {0}")]
     Tls(String),
-    /// Binding a listener or another socket operation failed.
+    /// Binding a listener or another socket operation failed; for a connection, the client
+    /// left or its connection failed before the relay started.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The connection was refused before the relay: the client got the refusal's HTTP
+    /// response (its status, or the upstream's own response when the upstream refused).
+    #[error("refused with {status}: {0}", status = .0.status())]
+    Refused(crate::refusal::Refusal),
 }
 
 /// One error in a configuration file, with its position and a hint for fixing it.

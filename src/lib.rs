@@ -12,9 +12,14 @@ pub mod echo;
 pub mod embed;
 mod error;
 pub mod gateway;
+pub mod head;
+pub mod pipeline;
+pub mod refusal;
+pub mod request;
 pub mod route;
 pub mod stream;
 pub mod tls;
+pub mod upstream;
 
 pub use error::{ConfigError, Error};
 

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use wsrelay::config::GatewayConfig;
 use wsrelay::gateway::Gateway;
 use wsrelay::handshake::WsUri;
-use wsrelay::route::Upstream;
+use wsrelay::upstream::Upstream;
 
 /// The flags that describe the one-upstream case, which a configuration file replaces.
 const ONE_UPSTREAM_FLAGS: [&str; 13] = [

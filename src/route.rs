@@ -1,7 +1,6 @@
 //! Routes: which requests go to which upstream, and how the upstream request is shaped
 //! (path rewrite, headers, Host/Origin, allowed Origins, per-route timeouts and limits).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -9,6 +8,7 @@ use wsrelay_handshake::{Header, WsUri};
 use wsrelay_relay::RelayOptions;
 
 use crate::config::defaults;
+use crate::upstream::Upstream;
 
 /// How a route matches the request path (the part before `?`).
 #[derive(Debug, Clone)]
@@ -47,33 +47,6 @@ impl PathMatch {
         match self {
             PathMatch::Prefix { regex, .. } | PathMatch::Regex(regex) => regex,
         }
-    }
-}
-
-/// Where a route's connections go: the URI, and for `wss://` the TLS client settings.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// The upstream's URI; its path is put before the (rewritten) client path.
-    pub uri: WsUri,
-    /// TLS settings for `wss://` (roots, client certificate, verification); `None` for `ws://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Certificates are not verified (`insecure_skip_verify`); logged as a warning at start.
-    pub insecure_skip_verify: bool,
-}
-
-impl Upstream {
-    /// A `ws://` upstream, or a `wss://` one verified against the system's roots.
-    pub fn new(uri: WsUri) -> Result<Upstream, crate::Error> {
-        let tls = if uri.secure {
-            Some(Arc::new(crate::tls::client_config(&Default::default())?))
-        } else {
-            None
-        };
-        Ok(Upstream {
-            uri,
-            tls,
-            insecure_skip_verify: false,
-        })
     }
 }
 
@@ -141,6 +114,11 @@ impl Route {
             upgrade_timeout: defaults::UPGRADE_TIMEOUT,
             relay: default_relay_options(),
         }
+    }
+
+    /// The upstream WebSocket requests go to; `None` where WebSocket is off on this route.
+    pub fn websocket_upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_ref().filter(|_| self.websocket)
     }
 
     /// True if this route takes a request for `path` with this `Host` header.

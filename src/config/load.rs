@@ -18,8 +18,9 @@ use wsrelay_relay::RelayOptions;
 
 use super::{defaults, GatewayConfig, ListenerConfig};
 use crate::error::ConfigError;
-use crate::route::{PathMatch, Route, Upstream, PERMESSAGE_DEFLATE};
+use crate::route::{PathMatch, Route, PERMESSAGE_DEFLATE};
 use crate::tls::{self, CertificateFiles, UpstreamTls};
+use crate::upstream::Upstream;
 use crate::Error;
 
 /// The whole file.

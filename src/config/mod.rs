@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use wsrelay_handshake::Limits;
 
-use crate::route::{Route, Upstream};
+use crate::route::Route;
+use crate::upstream::Upstream;
 
 pub mod defaults;
 mod load;

@@ -12,7 +12,7 @@ use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseC
 use wsrelay::config::GatewayConfig;
 use wsrelay::gateway::Gateway;
 use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
-use wsrelay::route::Upstream;
+use wsrelay::upstream::Upstream;
 
 /// The masking key the raw client uses.
 pub const KEY: [u8; 4] = [0xa1, 0xb2, 0xc3, 0xd4];

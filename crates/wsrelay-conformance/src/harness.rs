@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use wsrelay::config::GatewayConfig;
 use wsrelay::gateway::Gateway;
 use wsrelay::handshake::WsUri;
-use wsrelay::route::Upstream;
+use wsrelay::upstream::Upstream;
 
 use crate::case::{Case, CaseResult, Profile, Script, Verdict};
 use crate::peer::{self, Driver, Role};
