@@ -13,7 +13,9 @@ use wsrelay_codec::{
     apply_mask, write_frame, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, Role,
     MAX_HEADER_LEN,
 };
-use wsrelay_handshake::{parse_upgrade_request, write_switching_protocols, Limits, Parsed};
+use wsrelay_handshake::{parse_upgrade_request, write_switching_protocols, Limits};
+
+use crate::head::{read_head, HeadError};
 use wsrelay_relay::forwarder::Event;
 use wsrelay_relay::{Forwarder, ForwarderConfig};
 
@@ -50,32 +52,28 @@ pub async fn serve(listener: TcpListener) {
 /// Runs the handshake and the echo loop on one connection.
 pub async fn echo_connection(mut stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
+    let mut buf = Vec::with_capacity(CHUNK);
     let limits = Limits::default();
-    let (request, consumed) = loop {
-        let n = stream.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        filled += n;
-        match parse_upgrade_request(&buf[..filled], &limits) {
-            Ok(Parsed::Complete { value, consumed }) => break (value.1, consumed),
-            Ok(Parsed::Partial) if filled < buf.len() => continue,
-            Ok(Parsed::Partial) => return Ok(()),
-            Err(e) => {
-                let mut out = Vec::new();
-                e.write_response(&mut out);
-                return stream.write_all(&out).await;
-            }
+    let parse = |b: &[u8]| parse_upgrade_request(b, &limits);
+    let (request, consumed) = match read_head(&mut stream, &mut buf, parse).await {
+        Ok(((_, request), consumed)) => (request, consumed),
+        Err(HeadError::Closed) => return Ok(()),
+        Err(HeadError::Io(e)) => return Err(e),
+        Err(HeadError::Parse(e)) => {
+            let mut out = Vec::new();
+            e.write_response(&mut out);
+            return stream.write_all(&out).await;
         }
     };
     let mut response = Vec::new();
     let protocol = request.protocols.first().map(String::as_str);
     write_switching_protocols(&mut response, &request.accept(), protocol, None, &[]);
     stream.write_all(&response).await?;
-    buf.copy_within(consumed..filled, 0);
-    echo_frames(&mut stream, buf, filled - consumed).await
+    // The head's buffer becomes the frame buffer, with what was pipelined behind the head.
+    let filled = buf.len() - consumed;
+    buf.drain(..consumed);
+    buf.resize(CHUNK.max(filled), 0);
+    echo_frames(&mut stream, buf, filled).await
 }
 
 /// Echoes frames until a close or a violation; `buf[..filled]` holds bytes already read.

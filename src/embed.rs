@@ -1,181 +1,80 @@
-//! The relay inside someone else's tokio server: accept a connection, run both handshakes, relay.
+//! The relay inside someone else's tokio server: one call runs a connection through the same
+//! [`pipeline`](crate::pipeline) as the gateway's workers, then relays.
 //!
 //! [`accept_and_relay`] takes a connection (a `TcpStream` from your own listener, a TLS stream,
-//! anything `AsyncRead + AsyncWrite`), answers its upgrade request, connects the upstream and
-//! relays until the close, returning the [`RelayOutcome`]. When an HTTP framework already did
-//! the server side of the handshake (hyper's or axum's upgrade), use [`connect_upstream`] and
-//! [`Relay`] directly: see `examples/hyper_route.rs`.
+//! anything `AsyncRead + AsyncWrite`) and a [`Route`]: it answers the upgrade request, connects
+//! the route's upstream (`ws://` or `wss://`, with the route's timeouts, header rules and
+//! extension negotiation) and relays until the close, returning the [`RelayOutcome`]. A refusal
+//! (the request's own 4xx, an upstream's 502/504, or the upstream's refusal relayed as it came)
+//! is answered to the client and returned as [`Error::Refused`].
 //!
-//! Errors are `std::io::Error`s: the transport's own, or `InvalidData` carrying the
-//! [`HandshakeError`] (the client got its HTTP error response first), or `ConnectionRefused`
-//! when the upstream refused the upgrade (the client got a 502).
+//! When an HTTP framework already did the server side of the handshake (hyper's or axum's
+//! upgrade), build a [`ClientRequest`](crate::request::ClientRequest) from its request and call
+//! [`upstream::connect`](crate::upstream::connect), then [`Relay`]: see
+//! `examples/hyper_route.rs`.
 //!
 //! ```no_run
 //! use wsrelay::embed::accept_and_relay;
-//! use wsrelay::handshake::WsUri;
-//! use wsrelay::relay::{NoHook, RelayOptions};
+//! use wsrelay::relay::NoHook;
+//! use wsrelay::route::Route;
+//! use wsrelay::upstream::Upstream;
 //!
-//! # async fn serve() -> std::io::Result<()> {
+//! # async fn serve() -> Result<(), wsrelay::Error> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! let upstream: WsUri = "ws://127.0.0.1:9000/".parse().map_err(std::io::Error::other)?;
+//! let uri = "ws://127.0.0.1:9000/".parse().map_err(std::io::Error::other)?;
+//! let route = std::sync::Arc::new(Route::catch_all(Upstream::new(uri)?));
 //! loop {
-//!     let (stream, _) = listener.accept().await?;
-//!     let upstream = upstream.clone();
+//!     let (stream, peer) = listener.accept().await?;
+//!     let route = route.clone();
 //!     tokio::spawn(async move {
-//!         let outcome = accept_and_relay(stream, &upstream, &RelayOptions::default(), NoHook).await;
+//!         let outcome = accept_and_relay(stream, peer, &route, NoHook).await;
 //!         println!("{outcome:?}");
 //!     });
 //! }
 //! # }
 //! ```
 
-use std::io;
+use std::net::SocketAddr;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use wsrelay_handshake::{
-    parse_upgrade_request, write_switching_protocols, HandshakeError, Limits, Parsed,
-    UpgradeRequest, UpstreamResponse, WsUri,
-};
-use wsrelay_relay::{FrameHook, Relay, RelayOptions, RelayOutcome};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use wsrelay_handshake::Limits;
+use wsrelay_relay::{FrameHook, Relay, RelayOutcome};
 
-/// An upstream connection past its opening handshake.
-#[derive(Debug)]
-pub struct Upstream {
-    /// The connection, ready for frames.
-    pub stream: TcpStream,
-    /// The subprotocol the upstream chose, if any.
-    pub protocol: Option<String>,
-    /// Bytes the upstream sent right behind its 101 (frames): give them to
-    /// [`Relay::upstream_preread`].
-    pub preread: Vec<u8>,
-}
+use crate::config::defaults;
+use crate::pipeline::Pipeline;
+use crate::route::Route;
+use crate::Error;
 
-fn handshake_error(e: HandshakeError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// Connects to `uri` (plain `ws://` only) and upgrades, asking for `target` (path and query) and
-/// offering `protocols`. A refusal is `ConnectionRefused` naming the upstream's status.
-pub async fn connect_upstream(
-    uri: &WsUri,
-    target: &str,
-    protocols: &[String],
-) -> io::Result<Upstream> {
-    if uri.secure {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "wss:// upstreams need TLS, which this helper does not set up",
-        ));
-    }
-    let mut stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
-    let _ = stream.set_nodelay(true);
-    let request = UpgradeRequest::new(uri)
-        .with_target(target)
-        .with_protocols(protocols);
-    let mut wire = Vec::new();
-    request.encode(&mut wire);
-    stream.write_all(&wire).await?;
-    let limits = Limits::default();
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        match request
-            .parse_response(&buf, &limits)
-            .map_err(handshake_error)?
-        {
-            Parsed::Partial => continue,
-            Parsed::Complete {
-                value: UpstreamResponse::Accepted { protocol, .. },
-                consumed,
-            } => {
-                buf.drain(..consumed);
-                return Ok(Upstream {
-                    stream,
-                    protocol,
-                    preread: buf,
-                });
-            }
-            Parsed::Complete {
-                value: UpstreamResponse::Refused { status, .. },
-                ..
-            } => {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    format!("upstream refused the upgrade with {status}"),
-                ))
-            }
-        }
-    }
-}
-
-/// Answers the WebSocket upgrade on `client`, connects `upstream` (the client's path and query
-/// are appended to its path), then relays with `options` and `hook` until the connection ends.
+/// Answers the WebSocket upgrade on `client` (who connected from `peer`), connects the upstream
+/// of `route`, then relays with the route's relay options and `hook` until the connection ends.
 ///
-/// The client gets its 101 only after the upstream accepted; a bad request gets its HTTP
-/// error (400, 405, 426, 431), an unreachable or refusing upstream a 502.
+/// The client gets its 101 only after the upstream accepted. The request must match `route`
+/// (its host and path), as it would in the gateway; the default handshake timeout and header
+/// limits apply.
 pub async fn accept_and_relay<S, H>(
-    mut client: S,
-    upstream: &WsUri,
-    options: &RelayOptions,
+    client: S,
+    peer: SocketAddr,
+    route: &Route,
     hook: H,
-) -> io::Result<RelayOutcome>
+) -> Result<RelayOutcome, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: FrameHook + Unpin,
 {
     let limits = Limits::default();
-    let mut buf = Vec::with_capacity(1024);
-    let (head, request, consumed) = loop {
-        if client.read_buf(&mut buf).await? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        match parse_upgrade_request(&buf, &limits) {
-            Ok(Parsed::Partial) => continue,
-            Ok(Parsed::Complete {
-                value: (head, request),
-                consumed,
-            }) => break (head, request, consumed),
-            Err(e) => {
-                let mut out = Vec::new();
-                e.write_response(&mut out);
-                client.write_all(&out).await?;
-                let _ = client.shutdown().await;
-                return Err(handshake_error(e));
-            }
-        }
+    let pipeline = Pipeline {
+        routes: std::slice::from_ref(route),
+        limits: &limits,
+        handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
     };
-    let target = format!(
-        "{}{}",
-        upstream.path_and_query.trim_end_matches('/'),
-        head.target
-    );
-    let up = match connect_upstream(upstream, &target, &request.protocols).await {
-        Ok(up) => up,
-        Err(e) => {
-            let _ = client
-                .write_all(
-                    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                )
-                .await;
-            let _ = client.shutdown().await;
-            return Err(e);
-        }
-    };
-    let mut response = Vec::new();
-    write_switching_protocols(
-        &mut response,
-        &request.accept(),
-        up.protocol.as_deref(),
-        None,
-        &[],
-    );
-    client.write_all(&response).await?;
-    Ok(Relay::new(client, up.stream, options)
-        .client_preread(&buf[consumed..])
-        .upstream_preread(&up.preread)
+    // The embedder's transport: whether it is TLS is not known here.
+    let ready = pipeline
+        .handshake(client, peer, false, Instant::now())
+        .await?;
+    Ok(Relay::new(ready.client, ready.upstream, &ready.options)
+        .client_preread(&ready.client_preread)
+        .upstream_preread(&ready.upstream_preread)
         .with_hook(hook)
         .run()
         .await)

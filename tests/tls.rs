@@ -416,3 +416,47 @@ async fn plain_and_tls_listeners_side_by_side_on_two_workers() {
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+/// The embedding API reaches a wss:// upstream with the route's TLS settings (a private CA),
+/// sending the upstream's host name as SNI, as the gateway does.
+#[tokio::test]
+async fn the_embedding_api_relays_to_a_wss_upstream() {
+    let pki = Pki::new("embed");
+    let back = pki.leaf("embed-back", &["localhost"]);
+    let upstream = tls_echo(&back, None).await;
+    let uri = format!("wss://localhost:{}/", upstream.port())
+        .parse()
+        .unwrap();
+    let tls = wsrelay::tls::client_config(&wsrelay::tls::UpstreamTls {
+        ca_file: Some(pki.ca_file()),
+        ..Default::default()
+    })
+    .unwrap();
+    let route = Arc::new(wsrelay::route::Route::catch_all(
+        wsrelay::upstream::Upstream {
+            uri,
+            tls: Some(Arc::new(tls)),
+            insecure_skip_verify: false,
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let route = route.clone();
+            tokio::spawn(async move {
+                let hook = wsrelay::relay::NoHook;
+                let _ = wsrelay::embed::accept_and_relay(stream, peer, &route, hook).await;
+            });
+        }
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+        .await
+        .expect("upgraded through the embedding API");
+    ws.send(Message::text("to a wss upstream")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("to a wss upstream")
+    );
+    ws.close(None).await.unwrap();
+}

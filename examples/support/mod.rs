@@ -8,8 +8,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsrelay::handshake::WsUri;
 use wsrelay::relay::{FrameHook, RelayOptions};
+use wsrelay::route::Route;
+use wsrelay::upstream::Upstream;
 
 /// A WebSocket client connection, as the demos use it.
 pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -24,14 +25,17 @@ where
     let echo = wsrelay::echo::spawn("127.0.0.1:0".parse().unwrap())
         .await
         .expect("echo server");
-    let upstream: WsUri = format!("ws://{echo}/").parse().expect("uri");
+    let uri = format!("ws://{echo}/").parse().expect("uri");
+    let mut route = Route::catch_all(Upstream::new(uri).expect("a ws:// upstream"));
+    route.relay = options;
+    let route = std::sync::Arc::new(route);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
-            let (upstream, options, hook) = (upstream.clone(), options.clone(), make_hook());
+            let (route, hook) = (route.clone(), make_hook());
             tokio::spawn(async move {
-                match wsrelay::embed::accept_and_relay(stream, &upstream, &options, hook).await {
+                match wsrelay::embed::accept_and_relay(stream, peer, &route, hook).await {
                     Ok(outcome) => println!("{peer}: {:?}", outcome.end),
                     Err(e) => println!("{peer}: {e}"),
                 }

@@ -17,7 +17,8 @@ use tokio::sync::Semaphore;
 use wsrelay::codec::{
     apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN,
 };
-use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::handshake::{Limits, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::head::{read_head, HeadError};
 
 /// Hard bounds, so no run can go on without end.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -246,31 +247,15 @@ pub async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8
     request.encode(&mut out);
     stream.write_all(&out).await.map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
-    loop {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("closed during the handshake".into());
+    let parse = |b: &[u8]| request.parse_response(b, &Limits::default());
+    match read_head(&mut stream, &mut buf, parse).await {
+        Ok((UpstreamResponse::Accepted { .. }, consumed)) => Ok((stream, buf.split_off(consumed))),
+        Ok((UpstreamResponse::Refused { status, .. }, _)) => {
+            Err(format!("upgrade refused with {status}"))
         }
-        buf.extend_from_slice(&chunk[..n]);
-        match request
-            .parse_response(&buf, &Limits::default())
-            .map_err(|e| e.to_string())?
-        {
-            Parsed::Partial => continue,
-            Parsed::Complete {
-                value: UpstreamResponse::Accepted { .. },
-                consumed,
-            } => {
-                return Ok((stream, buf.split_off(consumed)));
-            }
-            Parsed::Complete {
-                value: UpstreamResponse::Refused { status, .. },
-                ..
-            } => {
-                return Err(format!("upgrade refused with {status}"));
-            }
-        }
+        Err(HeadError::Closed) => Err("closed during the handshake".into()),
+        Err(HeadError::Io(e)) => Err(e.to_string()),
+        Err(HeadError::Parse(e)) => Err(e.to_string()),
     }
 }
 
