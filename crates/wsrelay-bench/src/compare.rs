@@ -40,6 +40,11 @@ pub struct CompareArgs {
     /// Run only the memory workloads.
     #[arg(long, conflicts_with = "no_memory")]
     memory_only: bool,
+    /// Another wsrelay binary (an earlier build) measured beside this one as
+    /// `wsrelay-baseline`, pass-through like `wsrelay`, interleaved on every workload: a
+    /// before/after comparison from one run.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
 }
 
 /// A system under test: a name, its WebSocket URL, and the process serving it (if any).
@@ -306,6 +311,12 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     let mut passthrough = relay_args(p);
     passthrough.push("--no-utf8-validation".into());
     start("wsrelay", &wsrelay, passthrough, p)?;
+    if let Some(baseline) = &args.baseline {
+        let p = free_port()?;
+        let mut passthrough = relay_args(p);
+        passthrough.push("--no-utf8-validation".into());
+        start("wsrelay-baseline", baseline, passthrough, p)?;
+    }
     if !args.smoke {
         let p = free_port()?;
         start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
@@ -413,6 +424,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         let launch = Launch {
             exe: &exe,
             wsrelay: &wsrelay,
+            baseline: args.baseline.as_deref(),
             root: &root,
             echo_port,
             echo_url: &echo_url,
@@ -443,6 +455,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
 struct Launch<'a> {
     exe: &'a Path,
     wsrelay: &'a Path,
+    baseline: Option<&'a Path>,
     root: &'a Path,
     echo_port: u16,
     echo_url: &'a str,
@@ -472,7 +485,7 @@ async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System, String> {
                 l.echo_url.to_owned(),
             ],
         )?,
-        "wsrelay" | "wsrelay-utf8" => {
+        "wsrelay" | "wsrelay-utf8" | "wsrelay-baseline" => {
             let mut a: Vec<String> = vec![
                 "--listen".into(),
                 loopback(p).to_string(),
@@ -481,10 +494,14 @@ async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System, String> {
                 "--log".into(),
                 "warn".into(),
             ];
-            if name == "wsrelay" {
+            if name != "wsrelay-utf8" {
                 a.push("--no-utf8-validation".into());
             }
-            spawn(l.wsrelay, &a)?
+            let program = match name {
+                "wsrelay-baseline" => l.baseline.ok_or("no baseline binary")?,
+                _ => l.wsrelay,
+            };
+            spawn(program, &a)?
         }
         "nginx-4k" | "nginx-64k" => {
             let nginx = nginx_binary(l.root).ok_or("nginx vanished")?;
