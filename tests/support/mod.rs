@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
 use wsrelay::config::GatewayConfig;
 use wsrelay::gateway::Gateway;
-use wsrelay::handshake::{Limits, Parsed, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::handshake::{Limits, UpgradeRequest, UpstreamResponse, WsUri};
+use wsrelay::head::{read_head, HeadError};
 use wsrelay::upstream::Upstream;
 
 /// The masking key the raw client uses.
@@ -130,43 +131,31 @@ impl RawPeer {
         out.extend_from_slice(extra);
         stream.write_all(&out).await.unwrap();
         let mut buf = Vec::new();
-        loop {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(
-                n > 0,
-                "connection closed during the handshake: {:?}",
+        let parse = |b: &[u8]| request.parse_response(b, &Limits::default());
+        let (response, consumed) = match read_head(&mut stream, &mut buf, parse).await {
+            Ok(done) => done,
+            Err(HeadError::Parse(e)) => panic!("invalid response: {e}"),
+            Err(e) => panic!(
+                "connection closed during the handshake ({e:?}): {:?}",
                 String::from_utf8_lossy(&buf)
-            );
-            buf.extend_from_slice(&chunk[..n]);
-            match request
-                .parse_response(&buf, &Limits::default())
-                .expect("valid response")
-            {
-                Parsed::Partial => continue,
-                Parsed::Complete {
-                    value: UpstreamResponse::Accepted { .. },
-                    consumed,
-                } => {
-                    buf.drain(..consumed);
-                    return Ok(RawPeer {
-                        stream,
-                        role: Role::Client,
-                        allowed_rsv: 0,
-                        buf,
-                    });
-                }
-                Parsed::Complete {
-                    value: UpstreamResponse::Refused { status, .. },
-                    consumed,
-                } => {
-                    let head = String::from_utf8_lossy(&buf[..consumed]).into_owned();
-                    let mut body = buf[consumed..].to_vec();
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body))
-                            .await;
-                    return Err(HttpAnswer { status, head, body });
-                }
+            ),
+        };
+        match response {
+            UpstreamResponse::Accepted { .. } => {
+                buf.drain(..consumed);
+                Ok(RawPeer {
+                    stream,
+                    role: Role::Client,
+                    allowed_rsv: 0,
+                    buf,
+                })
+            }
+            UpstreamResponse::Refused { status, .. } => {
+                let head = String::from_utf8_lossy(&buf[..consumed]).into_owned();
+                let mut body = buf[consumed..].to_vec();
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body))
+                    .await;
+                Err(HttpAnswer { status, head, body })
             }
         }
     }
@@ -342,21 +331,11 @@ pub async fn recording_upstream(
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let mut buf = Vec::new();
-            let parsed = loop {
-                let mut chunk = [0u8; 4096];
-                let n = stream.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                match wsrelay::handshake::parse_upgrade_request(&buf, &Limits::default()) {
-                    Ok(Parsed::Complete { value, consumed }) => break Some((value, consumed)),
-                    Ok(Parsed::Partial) => continue,
-                    Err(e) => panic!("gateway sent an invalid upgrade: {e}"),
-                }
-            };
-            let Some(((head, request), consumed)) = parsed else {
-                continue;
+            let parse = |b: &[u8]| wsrelay::handshake::parse_upgrade_request(b, &Limits::default());
+            let ((head, request), consumed) = match read_head(&mut stream, &mut buf, parse).await {
+                Ok(done) => done,
+                Err(HeadError::Parse(e)) => panic!("gateway sent an invalid upgrade: {e}"),
+                Err(_) => continue,
             };
             let (protocol, extensions) = answer(&request);
             let mut out = Vec::new();
