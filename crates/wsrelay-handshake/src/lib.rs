@@ -93,15 +93,18 @@ mod accept;
 mod client;
 mod error;
 mod header;
+mod host;
 mod policy;
 mod request;
 mod response;
+mod target;
 mod uri;
 
 pub use accept::accept_key;
 pub use client::{extension_name, UpgradeRequest, UpstreamResponse};
 pub use error::HandshakeError;
 pub use header::{split_list, Header, Limits, ListItems, Parsed};
+pub use host::{canonical_host, Authority, HostError};
 pub use policy::{
     forward_request_headers, forward_response_headers, is_hop_by_hop, validate_header,
     ForwardContext,
@@ -110,4 +113,5 @@ pub use request::{parse_upgrade_request, RequestHead, WebSocketRequest};
 pub use response::{
     reason_phrase, write_error_response, write_relayed_response, write_switching_protocols,
 };
+pub use target::{canonical_target, EscapedSlashes, PathPolicy, TargetError};
 pub use uri::WsUri;
