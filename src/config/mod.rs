@@ -1,7 +1,10 @@
 //! The gateway's configuration: one value, whether it comes from a TOML file or from flags.
 //!
-//! [`GatewayConfig`] is what the server runs on; [`load`] and [`parse`] build it from a file,
-//! and every default it has is written once, in [`defaults`].
+//! [`GatewayConfig`] is what the server runs on. [`load`] and [`parse`] build it from a file.
+//! Every default is written once, in [`defaults`].
+//!
+//! Inside: `schema` is the file's format (serde structs), `diagnostics` turns problems into
+//! positioned errors with hints, `load` gives the keys their meaning.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +15,9 @@ use wsrelay_handshake::Limits;
 use crate::route::{Route, Upstream};
 
 pub mod defaults;
+mod diagnostics;
 mod load;
+mod schema;
 
 pub use load::{load, parse};
 
