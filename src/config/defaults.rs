@@ -32,3 +32,8 @@ pub const MAX_MESSAGE_SIZE: u64 = 0;
 pub const VALIDATE_UTF8: bool = true;
 /// Worker threads; 0: one per CPU (the loader resolves it, see `config::workers`).
 pub const WORKERS: usize = 0;
+/// Where the one-upstream command line listens without `--listen`: loopback only, so a
+/// demo started without thinking is not reachable from the network.
+pub const LISTEN: &str = "127.0.0.1:8080";
+/// The log filter without `--log` or `WSRELAY_LOG`.
+pub const LOG_FILTER: &str = "info";

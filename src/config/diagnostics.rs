@@ -1,6 +1,7 @@
 //! Turning problems in a configuration document into [`ConfigError`]s: the recovery parse that
 //! reports every unknown key, the hints ("did you mean"), and positions (line, column, the
-//! source line for the caret).
+//! source line for the caret), or the flag that wrote the line when the document came from
+//! the command line.
 
 use std::ops::Range;
 
@@ -14,7 +15,13 @@ use crate::error::ConfigError;
 pub(super) enum Origin {
     /// A file, named as the user gave it: errors carry a line, a column and a caret.
     File(String),
+    /// The command line written as a document: for each line (0-based), the flag and value
+    /// that wrote it; errors name the flag.
+    Flags(Vec<Option<String>>),
 }
+
+/// What errors are called when they come from flags rather than from a file.
+pub(super) const COMMAND_LINE: &str = "command line";
 
 /// Collects the errors found in one document, each placed by its byte span.
 pub(super) struct Reporter<'a> {
@@ -41,15 +48,23 @@ impl<'a> Reporter<'a> {
             Some(span) => position(self.source, span.start),
             None => (0, 0, String::new()),
         };
-        let Origin::File(file) = self.origin;
-        let error = ConfigError {
-            file: file.clone(),
+        let mut error = ConfigError {
+            file: String::new(),
             line,
             column,
             message: message.to_owned(),
             hint: hint.to_owned(),
             source_line,
+            flag: None,
         };
+        match self.origin {
+            Origin::File(name) => error.file.clone_from(name),
+            Origin::Flags(flags) => {
+                error.file = COMMAND_LINE.to_owned();
+                error.flag = flags.get(line.wrapping_sub(1)).cloned().flatten();
+                (error.line, error.column, error.source_line) = (0, 0, String::new());
+            }
+        }
         self.errors.push((offset, error));
     }
 

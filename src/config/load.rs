@@ -15,6 +15,7 @@ use wsrelay_handshake::{is_hop_by_hop, validate_header, Limits, WsUri};
 use wsrelay_relay::RelayOptions;
 
 use super::diagnostics::{parse_document, Origin, Reporter};
+use super::flags::FlagDocument;
 use super::schema::{Document, ListenerSection, RouteSection, Tuning, UpstreamTlsSection};
 use super::{defaults, GatewayConfig, ListenerConfig};
 use crate::route::{PathMatch, Route, Upstream, PERMESSAGE_DEFLATE};
@@ -35,6 +36,12 @@ pub fn load(path: &Path) -> Result<GatewayConfig, Error> {
 /// taken from `base_dir`. Returns every error found, not only the first.
 pub fn parse(source: &str, file: &str, base_dir: &Path) -> Result<GatewayConfig, Error> {
     load_document(source, &Origin::File(file.to_owned()), base_dir)
+}
+
+/// Loads the one-upstream flags: the same loader and checks as a file, errors naming the flag.
+pub fn from_flags(flags: &FlagDocument) -> Result<GatewayConfig, Error> {
+    let (source, lines) = flags.render();
+    load_document(&source, &Origin::Flags(lines), Path::new("."))
 }
 
 fn load_document(source: &str, origin: &Origin, base_dir: &Path) -> Result<GatewayConfig, Error> {

@@ -1,6 +1,7 @@
 //! The loader's unit tests: defaults, every error reported, tuning keys reaching routes.
 
 use super::*;
+use crate::config::{Kind, Table};
 use crate::error::ConfigError;
 
 fn errors(source: &str) -> Vec<ConfigError> {
@@ -159,4 +160,116 @@ fn non_ascii_keys_and_values_do_not_panic() {
     let errs = errors(&source);
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(errs.iter().any(|e| e.message.contains("näme")), "{errs:#?}");
+}
+
+/// The one-upstream document with `key = value` in `table`, loaded as the command line is.
+fn flag_errors(table: Table, key: &str, value: &str, kind: Kind) -> Vec<ConfigError> {
+    let mut flags = FlagDocument::new();
+    flags.set(
+        Table::Route,
+        "upstream",
+        "ws://127.0.0.1:9",
+        Kind::Text,
+        None,
+    );
+    let flag = format!("--{} {value}", key.replace('_', "-"));
+    flags.set(table, key, value, kind, Some(flag));
+    match from_flags(&flags) {
+        Err(Error::Config(errors)) => errors,
+        Ok(_) => panic!("accepted {key} = {value}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_bad_flag_gets_the_message_and_hint_of_the_same_bad_key_in_a_file() {
+    let cases = [
+        (
+            Table::Defaults,
+            "connect_timeout",
+            "abc",
+            Kind::Text,
+            "\"abc\"",
+        ),
+        (
+            Table::Defaults,
+            "connect_timeout",
+            "0s",
+            Kind::Text,
+            "\"0s\"",
+        ),
+        (Table::Defaults, "buffer_size", "100", Kind::Integer, "100"),
+        (
+            Table::Defaults,
+            "buffer_size",
+            "lots",
+            Kind::Integer,
+            "\"lots\"",
+        ),
+        (Table::Server, "workers", "-1", Kind::Integer, "-1"),
+        (Table::Server, "handshake_timeout", "5", Kind::Text, "\"5\""),
+    ];
+    for (table, key, value, kind, literal) in cases {
+        let from_flag = flag_errors(table, key, value, kind);
+        let section = if table == Table::Server {
+            "[server]"
+        } else {
+            "[defaults]"
+        };
+        let from_file = errors(&format!("{section}\n{key} = {literal}\n{MINIMAL}"));
+        assert_eq!(from_flag.len(), 1, "{from_flag:#?}");
+        let (flag, file) = (&from_flag[0], &from_file[0]);
+        assert_eq!(
+            (&flag.message, &flag.hint),
+            (&file.message, &file.hint),
+            "{key} = {value}"
+        );
+        assert_eq!((file.line, file.column), (2, key.len() + 4));
+        let named = format!("--{} {value}", key.replace('_', "-"));
+        assert_eq!(flag.flag.as_deref(), Some(named.as_str()));
+        assert_eq!((flag.file.as_str(), flag.line), ("command line", 0));
+        assert!(
+            flag.to_string().starts_with(&format!("{named}: error: ")),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
+fn flags_reach_the_route_and_server_with_the_files_defaults() {
+    let mut flags = FlagDocument::new();
+    flags.set(
+        Table::Route,
+        "upstream",
+        "ws://127.0.0.1:9/base",
+        Kind::Text,
+        None,
+    );
+    flags.set(
+        Table::Defaults,
+        "max_frame_size",
+        "100",
+        Kind::Integer,
+        None,
+    );
+    flags.set(
+        Table::Defaults,
+        "validate_utf8",
+        "false",
+        Kind::Switch,
+        None,
+    );
+    flags.set(Table::Server, "workers", "3", Kind::Integer, None);
+    let config = from_flags(&flags).unwrap();
+    let from_file = parse(MINIMAL, "t", Path::new(".")).unwrap();
+    assert_eq!(config.listeners[0].address.to_string(), defaults::LISTEN);
+    assert_eq!(config.workers, 3);
+    let (route, plain) = (&config.routes[0], &from_file.routes[0]);
+    assert_eq!(route.name, "default");
+    assert!(route.matches(None, "/any/path"));
+    assert_eq!(route.relay.client_max_frame_size, 100);
+    assert!(!route.relay.validate_utf8);
+    assert_eq!(route.relay.buffer_size, plain.relay.buffer_size);
+    assert_eq!(route.connect_timeout, plain.connect_timeout);
+    assert_eq!(route.extensions, plain.extensions);
 }
