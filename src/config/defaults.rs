@@ -30,7 +30,7 @@ pub const MAX_FRAME_SIZE: u64 = 0;
 pub const MAX_MESSAGE_SIZE: u64 = 0;
 /// Text messages are checked for valid UTF-8 (RFC 6455 §8.1; close 1007 otherwise).
 pub const VALIDATE_UTF8: bool = true;
-/// Worker threads; 0: one per CPU (the loader resolves it, see `config::workers`).
+/// Worker threads; 0: one per CPU (resolved by the loader, in one place).
 pub const WORKERS: usize = 0;
 /// Where the one-upstream command line listens without `--listen`: loopback only, so a
 /// demo started without thinking is not reachable from the network.

@@ -43,28 +43,26 @@ impl<'a> Reporter<'a> {
 
     /// Records an error at `span` (`None`: about the whole document).
     pub(super) fn error(&mut self, span: Option<Range<usize>>, message: &str, hint: &str) {
-        let offset = span.as_ref().map_or(0, |s| s.start);
-        let (line, column, source_line) = match span {
-            Some(span) => position(self.source, span.start),
-            None => (0, 0, String::new()),
+        // Line, column and source line; the whole document has none (0, 0, "").
+        let place = span.as_ref().map(|s| position(self.source, s.start));
+        let offset = span.map_or(0, |s| s.start);
+        let (file, flag, (line, column, source_line)) = match self.origin {
+            Origin::File(name) => (name.clone(), None, place.unwrap_or_default()),
+            // The document's lines are not the user's: the flag that wrote the line is named.
+            Origin::Flags(flags) => {
+                let flag = place.and_then(|(line, ..)| flags.get(line - 1).cloned().flatten());
+                (COMMAND_LINE.to_owned(), flag, Default::default())
+            }
         };
-        let mut error = ConfigError {
-            file: String::new(),
+        let error = ConfigError {
+            file,
             line,
             column,
             message: message.to_owned(),
             hint: hint.to_owned(),
             source_line,
-            flag: None,
+            flag,
         };
-        match self.origin {
-            Origin::File(name) => error.file.clone_from(name),
-            Origin::Flags(flags) => {
-                error.file = COMMAND_LINE.to_owned();
-                error.flag = flags.get(line.wrapping_sub(1)).cloned().flatten();
-                (error.line, error.column, error.source_line) = (0, 0, String::new());
-            }
-        }
         self.errors.push((offset, error));
     }
 

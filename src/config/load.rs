@@ -44,6 +44,7 @@ pub fn from_flags(flags: &FlagDocument) -> Result<GatewayConfig, Error> {
     load_document(&source, &Origin::Flags(lines), Path::new("."))
 }
 
+/// The one loader of both origins: parse (every unknown key), then meaning (every bad value).
 fn load_document(source: &str, origin: &Origin, base_dir: &Path) -> Result<GatewayConfig, Error> {
     let mut loader = Loader {
         report: Reporter::new(source, origin),
@@ -83,6 +84,7 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// A duration like `"10s"`; `zero` says whether `"0s"` is allowed (and what it means).
     fn duration(
         &mut self,
         value: Option<&Spanned<String>>,
@@ -126,8 +128,8 @@ impl Loader<'_> {
         path
     }
 
-    fn build(&mut self, file: Document) -> GatewayConfig {
-        let server = &file.server;
+    fn build(&mut self, document: Document) -> GatewayConfig {
+        let server = &document.server;
         let handshake_timeout = self.duration(
             server.handshake_timeout.as_ref(),
             defaults::HANDSHAKE_TIMEOUT,
@@ -139,30 +141,30 @@ impl Loader<'_> {
             true,
         );
         let workers = workers(server.workers);
-        if file.listeners.is_empty() {
+        if document.listeners.is_empty() {
             self.report.error(
                 None,
                 "no listener",
                 "add one: [[listeners]] with address = \"0.0.0.0:8080\"",
             );
         }
-        if file.routes.is_empty() {
+        if document.routes.is_empty() {
             self.report.error(
                 None,
                 "no route",
                 "add one: [[routes]] with path_prefix = \"/\" and upstream = \"ws://HOST:PORT\"",
             );
         }
-        let listeners = file
+        let listeners = document
             .listeners
             .iter()
             .filter_map(|l| self.listener(l))
             .collect();
-        let routes = file
+        let routes = document
             .routes
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| self.route(i, r, &file.defaults))
+            .filter_map(|(i, r)| self.route(i, r, &document.defaults))
             .collect();
         GatewayConfig {
             listeners,
