@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// relay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The configuration file has errors; each points at a line and column.
+    /// The configuration has errors; each points at a line and column of the file, or names
+    /// the flag it came from.
     #[error("{}", ConfigErrors(.0))]
     Config(Vec<ConfigError>),
     /// A file named in the configuration could not be read.
@@ -32,12 +33,12 @@ pub enum Error {
     Refused(crate::refusal::Refusal),
 }
 
-/// One error in a configuration file, with its position and a hint for fixing it.
+/// One error in a configuration, with where it is and a hint for fixing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    /// The file, as given.
+    /// The file, as given; `command line` when the configuration came from flags.
     pub file: String,
-    /// 1-based line (0 when the error concerns the whole file).
+    /// 1-based line (0 when the error concerns the whole file, or comes from a flag).
     pub line: usize,
     /// 1-based column, in characters.
     pub column: usize,
@@ -47,12 +48,18 @@ pub struct ConfigError {
     pub hint: String,
     /// The offending source line, for display.
     pub source_line: String,
+    /// The flag and its value (`--connect-timeout abc`) when the configuration came from
+    /// flags: the same error as the same key in a file, placed on the command line instead.
+    pub flag: Option<String>,
 }
 
 impl fmt::Display for ConfigError {
-    /// `file:line:column: error: message`, the source line with a caret, then `hint: ...`.
+    /// `file:line:column: error: message`, the source line with a caret, then `hint: ...`;
+    /// from flags, `--flag value: error: message`, then the hint.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
+        if let Some(flag) = &self.flag {
+            writeln!(f, "{flag}: error: {}", self.message)?;
+        } else if self.line == 0 {
             writeln!(f, "{}: error: {}", self.file, self.message)?;
         } else {
             writeln!(

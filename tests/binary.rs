@@ -217,3 +217,104 @@ async fn python_websockets_client_through_the_binary() {
     assert!(line.contains("\"close_code\": 4000"), "{line}");
     assert!(line.contains("\"close_reason\": \"python done\""), "{line}");
 }
+
+/// Runs the binary to completion with `args`; its exit code and standard error.
+fn run_binary(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
+        .args(args)
+        .stdout(Stdio::null())
+        .output()
+        .expect("run wsrelay");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_buffer_below_256_bytes_is_refused_from_a_flag_as_from_a_file() {
+    let (code, stderr) = run_binary(&["--listen", "127.0.0.1:0", "--buffer-size", "100"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("wsrelay: --buffer-size 100: error: buffer_size below 256 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: a buffer must hold a whole control frame"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_flag_gets_the_message_and_hint_of_the_same_bad_key_in_a_file() {
+    let file = write_temp(
+        "bad.toml",
+        "[defaults]\nconnect_timeout = \"abc\"\n[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:9\"\n",
+    );
+    let (code, from_file) = run_binary(&["check", "--config", &file.display().to_string()]);
+    assert_eq!(code, Some(1), "{from_file}");
+    let (code, from_flag) = run_binary(&["--listen", "127.0.0.1:0", "--connect-timeout", "abc"]);
+    assert_eq!(code, Some(2), "{from_flag}");
+    // The message after "error:" and the hint line are the same; only the place differs.
+    let message = |stderr: &str| {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(" error: "))
+            .unwrap_or("");
+        line[line.find(" error: ").unwrap_or(0)..].to_owned()
+    };
+    let hint = |stderr: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains("hint:"))
+            .map(str::to_owned)
+    };
+    assert!(
+        message(&from_file).contains("invalid duration \"abc\""),
+        "{from_file}"
+    );
+    assert_eq!(
+        message(&from_flag),
+        message(&from_file),
+        "{from_flag}\n{from_file}"
+    );
+    assert_eq!(hint(&from_flag), hint(&from_file));
+    assert!(from_file.contains(":2:19: error: "), "{from_file}");
+    assert!(
+        from_flag.contains("wsrelay: --connect-timeout abc: error: "),
+        "{from_flag}"
+    );
+    // Addresses and URIs are the loader's too.
+    let (code, stderr) = run_binary(&["--listen", "nowhere", "--upstream", "http://x/"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--listen nowhere: error: invalid listen address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--upstream http://x/: error: "), "{stderr}");
+    assert!(
+        stderr.contains("2 error(s) in the configuration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_one_upstream_flags_cannot_be_combined_with_a_config_file() {
+    let (code, stderr) = run_binary(&["--config", "x.toml", "--workers", "2"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(stderr.contains("--workers"), "{stderr}");
+}
+
+#[tokio::test]
+async fn max_frame_size_reaches_the_route() {
+    let relay = start_binary(&["--max-frame-size", "100", "--close-timeout", "300ms"]);
+    let mut client = RawPeer::connect(&relay.url, &[], b"")
+        .await
+        .ok()
+        .expect("upgrade");
+    client.send(OpCode::Binary, true, &[1; 100]).await;
+    assert_eq!(client.recv().await.unwrap().1.len(), 100);
+    client.send(OpCode::Binary, true, &[1; 101]).await;
+    assert_eq!(client.expect_close().await, Some(1009));
+}

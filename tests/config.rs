@@ -680,3 +680,36 @@ upstream = "ws://{up}"
     assert!(nothing.is_err(), "a frame arrived: {nothing:?}");
     gw.stop().await;
 }
+
+#[test]
+fn check_reports_every_unknown_key_at_once() {
+    let path = write_temp(
+        "unknown-keys.toml",
+        &format!(
+            "[server]\nworker = 2\n\n[defaults]\nbufer_size = 4096\n{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"wss://a\"\nidle_timout = \"1s\"\nupstream_tls = {{ ca = \"x\" }}\nmax_frame_size = 10\n"
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for expected in [
+        ":2:1: error: unknown field `worker`",
+        "hint: did you mean `workers`?",
+        ":5:1: error: unknown field `bufer_size`",
+        "hint: did you mean `buffer_size`?",
+        ":12:1: error: unknown field `idle_timout`",
+        "hint: did you mean `idle_timeout`?",
+        ":13:18: error: unknown field `ca`",
+        "hint: did you mean `ca_file`?",
+        "4 error(s) in the configuration",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}

@@ -20,3 +20,20 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BUFFER_SIZE: usize = 256 * 1024;
 /// The smallest buffer accepted: a whole control frame (2 + 4 + 125 bytes) must fit.
 pub const MIN_BUFFER_SIZE: usize = 256;
+/// Close both sides after this long without a frame; zero: never (idle tunnels stay open).
+pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
+/// Ping a side quiet for this long; zero: no keep-alive pings.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::ZERO;
+/// Largest frame payload accepted from either side, in bytes; 0: no limit.
+pub const MAX_FRAME_SIZE: u64 = 0;
+/// Largest message accepted from either side, in bytes; 0: no limit.
+pub const MAX_MESSAGE_SIZE: u64 = 0;
+/// Text messages are checked for valid UTF-8 (RFC 6455 §8.1; close 1007 otherwise).
+pub const VALIDATE_UTF8: bool = true;
+/// Worker threads; 0: one per CPU (resolved by the loader, in one place).
+pub const WORKERS: usize = 0;
+/// Where the one-upstream command line listens without `--listen`: loopback only, so a
+/// demo started without thinking is not reachable from the network.
+pub const LISTEN: &str = "127.0.0.1:8080";
+/// The log filter without `--log` or `WSRELAY_LOG`.
+pub const LOG_FILTER: &str = "info";

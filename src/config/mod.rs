@@ -1,7 +1,12 @@
 //! The gateway's configuration: one value, whether it comes from a TOML file or from flags.
 //!
-//! [`GatewayConfig`] is what the server runs on; [`load`] and [`parse`] build it from a file,
-//! and every default it has is written once, in [`defaults`].
+//! [`GatewayConfig`] is what the server runs on. [`load`] and [`parse`] build it from a file,
+//! [`from_flags`] from the one-upstream command line written as the same kind of document
+//! ([`FlagDocument`]), so both take the same checks and fail with the same messages. Every
+//! default is written once, in [`defaults`].
+//!
+//! Inside: `schema` is the file's format (serde structs), `diagnostics` turns problems into
+//! positioned errors with hints, `load` gives the keys their meaning.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +18,13 @@ use crate::route::Route;
 use crate::upstream::Upstream;
 
 pub mod defaults;
+mod diagnostics;
+mod flags;
 mod load;
+mod schema;
 
-pub use load::{load, parse};
+pub use flags::{FlagDocument, Kind, Table};
+pub use load::{from_flags, load, parse};
 
 /// One address to accept clients on, with TLS settings when it terminates TLS (`wss://`).
 #[derive(Debug, Clone)]

@@ -1,0 +1,148 @@
+//! The configuration file's format: one serde struct per TOML table, unknown keys refused.
+//!
+//! Values a file may get wrong are kept as [`Spanned`] text, so the loader can point at them;
+//! the meaning of every key (defaults, units, limits) is the loader's business, not this file's.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole document: a file, or the one-upstream flags written as one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Document {
+    #[serde(default)]
+    pub(super) server: ServerSection,
+    #[serde(default)]
+    pub(super) defaults: Tuning,
+    #[serde(default)]
+    pub(super) listeners: Vec<Spanned<ListenerSection>>,
+    #[serde(default)]
+    pub(super) routes: Vec<Spanned<RouteSection>>,
+}
+
+/// `[server]`: process-wide settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerSection {
+    pub(super) workers: Option<usize>,
+    pub(super) handshake_timeout: Option<Spanned<String>>,
+    pub(super) shutdown_timeout: Option<Spanned<String>>,
+}
+
+/// Writes the tuning keys once and makes from that one list both tables that carry them:
+/// [`Tuning`] (`[defaults]`) and the route section, whose own keys come first. Serde's
+/// `flatten` would do this, but it cannot be combined with `deny_unknown_fields` (nor with
+/// [`Spanned`]), and refusing unknown keys, each with a "did you mean", matters more.
+macro_rules! with_tuning_keys {
+    (
+        tuning { $( $key:ident: $kty:ty, )* }
+        $(#[$rattr:meta])*
+        struct $route:ident { $( $(#[$fattr:meta])* $field:ident: $fty:ty, )* }
+    ) => {
+        /// Settings of relayed connections: in `[defaults]`, and on each route to override them.
+        #[derive(Debug, Default, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct Tuning {
+            $( pub(super) $key: $kty, )*
+        }
+
+        impl Tuning {
+            /// These values where set, `fallback`'s elsewhere (a route's over `[defaults]`).
+            pub(super) fn or(self, fallback: &Tuning) -> Tuning {
+                Tuning { $( $key: self.$key.or_else(|| fallback.$key.clone()), )* }
+            }
+        }
+
+        $(#[$rattr])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $route {
+            $( $(#[$fattr])* pub(super) $field: $fty, )*
+            $( pub(super) $key: $kty, )*
+        }
+
+        impl $route {
+            /// The tuning keys this route sets itself.
+            pub(super) fn tuning(&self) -> Tuning {
+                Tuning { $( $key: self.$key.clone(), )* }
+            }
+        }
+    };
+}
+
+with_tuning_keys! {
+    tuning {
+        connect_timeout: Option<Spanned<String>>,
+        upgrade_timeout: Option<Spanned<String>>,
+        idle_timeout: Option<Spanned<String>>,
+        close_timeout: Option<Spanned<String>>,
+        max_frame_size: Option<u64>,
+        max_message_size: Option<u64>,
+        buffer_size: Option<Spanned<usize>>,
+        validate_utf8: Option<bool>,
+        keepalive_interval: Option<Spanned<String>>,
+    }
+    /// `[[routes]]`: the route's own keys, then every tuning key.
+    struct RouteSection {
+        name: Option<String>,
+        host: Option<Spanned<String>>,
+        path_prefix: Option<Spanned<String>>,
+        path_regex: Option<Spanned<String>>,
+        upstream: Option<Spanned<String>>,
+        rewrite: Option<Spanned<String>>,
+        #[serde(default)]
+        add_headers: BTreeMap<String, Spanned<String>>,
+        #[serde(default)]
+        remove_headers: Vec<Spanned<String>>,
+        #[serde(default)]
+        change_origin: bool,
+        #[serde(default = "yes")]
+        websocket: bool,
+        #[serde(default)]
+        allowed_origins: Vec<Spanned<String>>,
+        extensions: Option<Vec<Spanned<String>>>,
+        upstream_tls: Option<Spanned<UpstreamTlsSection>>,
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListenerSection {
+    pub(super) address: Spanned<String>,
+    pub(super) tls: Option<Spanned<ListenerTls>>,
+}
+
+/// `[listeners.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListenerTls {
+    pub(super) certificates: Vec<Spanned<CertificateSection>>,
+}
+
+/// `[[listeners.tls.certificates]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CertificateSection {
+    pub(super) cert_file: Spanned<String>,
+    pub(super) key_file: Spanned<String>,
+    #[serde(default)]
+    pub(super) server_names: Vec<String>,
+}
+
+/// `[routes.upstream_tls]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UpstreamTlsSection {
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) client_cert_file: Option<Spanned<String>>,
+    pub(super) client_key_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) insecure_skip_verify: bool,
+}
