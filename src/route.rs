@@ -50,15 +50,6 @@ impl PathMatch {
     }
 }
 
-/// The relay settings a route has unless configured otherwise.
-pub fn default_relay_options() -> RelayOptions {
-    RelayOptions {
-        buffer_size: defaults::BUFFER_SIZE,
-        close_timeout: defaults::CLOSE_TIMEOUT,
-        ..RelayOptions::default()
-    }
-}
-
 /// One route: a match, an upstream, and the settings of the connections it carries.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -112,7 +103,7 @@ impl Route {
             extensions: vec![PERMESSAGE_DEFLATE.to_owned()],
             connect_timeout: defaults::CONNECT_TIMEOUT,
             upgrade_timeout: defaults::UPGRADE_TIMEOUT,
-            relay: default_relay_options(),
+            relay: defaults::relay_options(),
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use wsrelay_relay::RelayOptions;
+
 /// Time a client has to complete TLS and send its upgrade request (408 after it).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a shutdown signal, time open relays get to close before they are cut.
@@ -37,3 +39,32 @@ pub const WORKERS: usize = 0;
 pub const LISTEN: &str = "127.0.0.1:8080";
 /// The log filter without `--log` or `WSRELAY_LOG`.
 pub const LOG_FILTER: &str = "info";
+
+/// The relay settings of a route that sets none of its own: the constants above, with `0`
+/// read as "no limit" / "off" by the one mapping the loader uses too.
+pub fn relay_options() -> RelayOptions {
+    RelayOptions {
+        buffer_size: BUFFER_SIZE,
+        client_max_frame_size: size_limit(MAX_FRAME_SIZE),
+        upstream_max_frame_size: size_limit(MAX_FRAME_SIZE),
+        client_max_message_size: size_limit(MAX_MESSAGE_SIZE),
+        upstream_max_message_size: size_limit(MAX_MESSAGE_SIZE),
+        validate_utf8: VALIDATE_UTF8,
+        allowed_rsv: 0,
+        close_timeout: CLOSE_TIMEOUT,
+        idle_timeout: none_if_zero(IDLE_TIMEOUT),
+        keep_alive: none_if_zero(KEEPALIVE_INTERVAL),
+        aggregate_fragments: false,
+    }
+}
+
+/// A size limit as the relay takes it: `0` in the configuration is no limit. The one place
+/// that reads "no limit", so the relay's representation of it changes here only.
+pub(crate) fn size_limit(setting: u64) -> u64 {
+    none_if_zero(setting).unwrap_or(u64::MAX)
+}
+
+/// `0` (a size, or `"0s"`) switches a limit or a timer off.
+pub(crate) fn none_if_zero<T: Default + PartialEq>(setting: T) -> Option<T> {
+    (setting != T::default()).then_some(setting)
+}

@@ -67,17 +67,6 @@ fn workers(setting: Option<usize>) -> usize {
     }
 }
 
-/// A size limit as the relay takes it: `0` in the configuration is no limit. The one place
-/// that reads "no limit", so the relay's representation of it changes here only.
-fn size_limit(setting: u64) -> u64 {
-    none_if_zero(setting).unwrap_or(u64::MAX)
-}
-
-/// `0` (a size, or `"0s"`) switches a limit or a timer off.
-fn none_if_zero<T: Default + PartialEq>(setting: T) -> Option<T> {
-    (setting != T::default()).then_some(setting)
-}
-
 /// Turns the parsed document into a [`GatewayConfig`], reporting what is wrong.
 struct Loader<'a> {
     report: Reporter<'a>,
@@ -391,8 +380,8 @@ impl Loader<'_> {
             Some(size) => *size.get_ref(),
             None => defaults::BUFFER_SIZE,
         };
-        let frame = size_limit(tuning.max_frame_size.unwrap_or(defaults::MAX_FRAME_SIZE));
-        let message = size_limit(
+        let frame = defaults::size_limit(tuning.max_frame_size.unwrap_or(defaults::MAX_FRAME_SIZE));
+        let message = defaults::size_limit(
             tuning
                 .max_message_size
                 .unwrap_or(defaults::MAX_MESSAGE_SIZE),
@@ -406,8 +395,8 @@ impl Loader<'_> {
             validate_utf8: tuning.validate_utf8.unwrap_or(defaults::VALIDATE_UTF8),
             allowed_rsv: 0,
             close_timeout,
-            idle_timeout: none_if_zero(idle),
-            keep_alive: none_if_zero(keepalive),
+            idle_timeout: defaults::none_if_zero(idle),
+            keep_alive: defaults::none_if_zero(keepalive),
             aggregate_fragments: false,
         };
         (connect_timeout, upgrade_timeout, relay)

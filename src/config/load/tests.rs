@@ -20,7 +20,7 @@ fn minimal_config_loads_with_defaults() {
     assert_eq!(config.listeners.len(), 1);
     let route = &config.routes[0];
     assert_eq!(route.connect_timeout, Duration::from_secs(5));
-    assert_eq!(route.relay, crate::route::default_relay_options());
+    assert_eq!(route.relay, crate::config::defaults::relay_options());
     assert_eq!(route.extensions, ["permessage-deflate"]);
     assert!(route.websocket && !route.change_origin);
 }
