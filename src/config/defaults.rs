@@ -26,12 +26,18 @@ pub const MIN_BUFFER_SIZE: usize = 256;
 pub const IDLE_TIMEOUT: Duration = Duration::ZERO;
 /// Ping a side quiet for this long; zero: no keep-alive pings.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::ZERO;
-/// Largest frame payload accepted from either side, in bytes; 0: no limit.
-pub const MAX_FRAME_SIZE: u64 = 0;
-/// Largest message accepted from either side, in bytes; 0: no limit.
-pub const MAX_MESSAGE_SIZE: u64 = 0;
+/// Largest frame payload accepted from either side, in bytes (0: no limit). A limit by
+/// default: most servers behind a proxy reassemble messages, and a frame header announcing
+/// 2^63 bytes is the length-field attack a gateway is there to stop (1009 before any payload).
+pub const MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
+/// Largest message accepted from either side, in bytes (0: no limit); see [`MAX_FRAME_SIZE`].
+pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 /// Text messages are checked for valid UTF-8 (RFC 6455 §8.1; close 1007 otherwise).
 pub const VALIDATE_UTF8: bool = true;
+/// On a TLS listener, a Host that is not the SNI name gets 421.
+pub const SNI_HOST_CHECK: bool = true;
+/// No RFC 7239 `Forwarded` header unless asked for (the `X-Forwarded-*` ones are always sent).
+pub const FORWARDED_HEADER: bool = false;
 /// Worker threads; 0: one per CPU (resolved by the loader, in one place).
 pub const WORKERS: usize = 0;
 /// Where the one-upstream command line listens without `--listen`: loopback only, so a

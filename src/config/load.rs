@@ -4,20 +4,21 @@
 //!
 //! The annotated reference is `examples/wsrelay.toml`; the README lists every key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use regex::Regex;
 use toml::Spanned;
-use wsrelay_handshake::{is_hop_by_hop, validate_header, Limits, WsUri};
+use wsrelay_handshake::{is_hop_by_hop, validate_header, EscapedSlashes, Limits, WsUri};
 use wsrelay_relay::RelayOptions;
 
 use super::diagnostics::{parse_document, Origin, Reporter};
 use super::flags::FlagDocument;
 use super::schema::{Document, ListenerSection, RouteSection, Tuning, UpstreamTlsSection};
-use super::{defaults, GatewayConfig, ListenerConfig};
+use super::{defaults, EdgePolicy, GatewayConfig, ListenerConfig};
 use crate::route::{PathMatch, Route, PERMESSAGE_DEFLATE};
 use crate::tls::{self, CertificateFiles, UpstreamTls};
 use crate::upstream::Upstream;
@@ -221,10 +222,53 @@ impl Loader<'_> {
                 }
             }
         };
+        let edge = self.edge(l);
         Some(ListenerConfig {
             address: address?,
             tls,
+            edge,
         })
+    }
+
+    /// A listener's request policy: path canonicalisation, the SNI check, trusted proxies.
+    fn edge(&mut self, l: &ListenerSection) -> EdgePolicy {
+        let mut edge = EdgePolicy::default();
+        if let Some(merge) = l.merge_slashes {
+            edge.paths.merge_slashes = merge;
+        }
+        if let Some(action) = &l.escaped_slashes {
+            match action.get_ref().as_str() {
+                "reject" => edge.paths.escaped_slashes = EscapedSlashes::Reject,
+                "keep" => edge.paths.escaped_slashes = EscapedSlashes::Keep,
+                other => self.report.at(
+                    action,
+                    &format!("unknown escaped_slashes action {other:?}"),
+                    "\"reject\" (400 for %2F and %5C in a path, the default) or \"keep\" (left encoded)",
+                ),
+            }
+        }
+        if let Some(check) = l.sni_host_check {
+            edge.sni_host_check = check;
+        }
+        for cidr in &l.trusted_proxies {
+            let text = cidr.get_ref().trim();
+            // A bare address is a network of one.
+            let parsed = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => edge.trusted_proxies.push(net.trunc()),
+                Err(_) => self.report.at(
+                    cidr,
+                    &format!("invalid trusted proxy {text:?}"),
+                    "an address or a CIDR network: \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"",
+                ),
+            }
+        }
+        if let Some(forwarded) = l.forwarded_header {
+            edge.forwarded_header = forwarded;
+        }
+        edge
     }
 
     fn route(

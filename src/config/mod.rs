@@ -8,11 +8,13 @@
 //! Inside: `schema` is the file's format (serde structs), `diagnostics` turns problems into
 //! positioned errors with hints, `load` gives the keys their meaning.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsrelay_handshake::Limits;
+use wsrelay_handshake::{Limits, PathPolicy};
 
 use crate::route::Route;
 use crate::upstream::Upstream;
@@ -33,6 +35,49 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Certificates (chosen by SNI) and ALPN; `None` for plain `ws://`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What the listener does with a request before routing it.
+    pub edge: EdgePolicy,
+}
+
+/// What a listener does with a request before routing: the canonical form of its path, whether
+/// its Host must name the TLS server the client reached, and whose forwarding headers it believes.
+#[derive(Debug, Clone)]
+pub struct EdgePolicy {
+    /// How paths are made canonical (dot segments, slashes, escapes); routing, rewriting, logs
+    /// and the upstream all see that form.
+    pub paths: PathPolicy,
+    /// On a TLS listener, a request whose Host is not the name the client asked for in SNI
+    /// gets 421 Misdirected Request: a certificate for `chat.example` must not open a route of
+    /// `admin.example` (RFC 9110 §15.5.20).
+    pub sni_host_check: bool,
+    /// Peers (load balancers, other proxies) whose `X-Forwarded-*`, `Forwarded` and
+    /// `X-Real-IP` headers are believed; from anyone else they are replaced. Empty: nobody.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Also send the upstream an RFC 7239 `Forwarded` header.
+    pub forwarded_header: bool,
+}
+
+impl Default for EdgePolicy {
+    fn default() -> EdgePolicy {
+        EdgePolicy {
+            paths: PathPolicy::default(),
+            sni_host_check: defaults::SNI_HOST_CHECK,
+            trusted_proxies: Vec::new(),
+            forwarded_header: defaults::FORWARDED_HEADER,
+        }
+    }
+}
+
+impl EdgePolicy {
+    /// True if `peer` is one of the trusted proxies.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
 }
 
 /// Everything the gateway needs: listeners, routes tried in order, process-wide timeouts.
@@ -60,6 +105,7 @@ impl GatewayConfig {
             listeners: vec![ListenerConfig {
                 address: listen,
                 tls: None,
+                edge: EdgePolicy::default(),
             }],
             routes: vec![Route::catch_all(upstream)],
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,

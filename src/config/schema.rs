@@ -117,6 +117,12 @@ fn yes() -> bool {
 pub(super) struct ListenerSection {
     pub(super) address: Spanned<String>,
     pub(super) tls: Option<Spanned<ListenerTls>>,
+    pub(super) merge_slashes: Option<bool>,
+    pub(super) escaped_slashes: Option<Spanned<String>>,
+    pub(super) sni_host_check: Option<bool>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<Spanned<String>>,
+    pub(super) forwarded_header: Option<bool>,
 }
 
 /// `[listeners.tls]`.
