@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wsrelay::handshake::{Header, Limits, RequestHead};
 use wsrelay::relay::Relay;
-use wsrelay::request::ClientRequest;
+use wsrelay::request::{ClientRequest, Peer};
 use wsrelay::route::Route;
 use wsrelay::upstream::Upstream;
 
@@ -70,7 +70,7 @@ async fn app(
         return Ok(plain(StatusCode::OK, "hello from the web app\n"));
     }
     // The same checks as the gateway's (RFC 6455 §4.2.1), with the same statuses.
-    let request = match ClientRequest::new(head_of(&req), peer, false) {
+    let request = match ClientRequest::new(head_of(&req), Peer::plain(peer)) {
         Ok(request) => request,
         Err(e) => return Ok(plain(status(e.status()), "not a valid WebSocket upgrade\n")),
     };

@@ -41,8 +41,9 @@ use tokio::time::Instant;
 use wsrelay_handshake::Limits;
 use wsrelay_relay::{FrameHook, Relay, RelayOutcome};
 
-use crate::config::defaults;
+use crate::config::{defaults, EdgePolicy};
 use crate::pipeline::Pipeline;
+use crate::request::Peer;
 use crate::route::Route;
 use crate::Error;
 
@@ -50,8 +51,10 @@ use crate::Error;
 /// of `route`, then relays with the route's relay options and `hook` until the connection ends.
 ///
 /// The client gets its 101 only after the upstream accepted. The request must match `route`
-/// (its host and path), as it would in the gateway; the default handshake timeout and header
-/// limits apply.
+/// (its host and path, in canonical form), as it would in the gateway; the default handshake
+/// timeout, header limits and edge rules apply, and `peer` is taken as a plain-TCP client that
+/// is no trusted proxy. For TLS, SNI or trusted proxies, run a [`Pipeline`] of your own with
+/// a [`Peer`] that says so.
 pub async fn accept_and_relay<S, H>(
     client: S,
     peer: SocketAddr,
@@ -62,15 +65,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: FrameHook + Unpin,
 {
-    let limits = Limits::default();
+    let (limits, edge) = (Limits::default(), EdgePolicy::default());
     let pipeline = Pipeline {
         routes: std::slice::from_ref(route),
         limits: &limits,
         handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
+        edge: &edge,
     };
-    // The embedder's transport: whether it is TLS is not known here.
     let ready = pipeline
-        .handshake(client, peer, false, Instant::now())
+        .handshake(client, Peer::plain(peer), Instant::now())
         .await?;
     Ok(Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod echo;
+pub mod edge;
 pub mod embed;
 mod error;
 pub mod gateway;

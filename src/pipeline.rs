@@ -19,13 +19,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant as Deadline;
 use tokio_rustls::TlsAcceptor;
-use wsrelay_handshake::{write_switching_protocols, Limits, RequestHead};
+use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
 use wsrelay_relay::{CloseInfo, EndReason, Relay, RelayOptions, RelayOutcome};
 
-use crate::config::GatewayConfig;
+use crate::config::{EdgePolicy, GatewayConfig};
+use crate::edge;
 use crate::head::{read_head, HeadError};
 use crate::refusal::Refusal;
-use crate::request::ClientRequest;
+use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
 use crate::stream::Stream;
 use crate::upstream::{self, UpstreamConnection};
@@ -52,18 +53,51 @@ pub struct Ready<S> {
 
 /// One gateway connection from accept to the end of its relay: TLS when the listener has it,
 /// the handshakes, the relay (1001 to both sides when `stop` turns true), the log line.
+///
+/// Until the client sends its first byte, the connection costs this small future and its
+/// socket: the handshake's buffers and state, and then the relay's, live in a box allocated
+/// when there is something to read, so silent connections (slowloris, port scans, browsers'
+/// preconnects) hold next to nothing until `handshake_timeout` closes them with 408.
 pub(crate) async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
+    listener: usize,
     tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
 ) {
-    let started = Instant::now();
+    let started = Deadline::now();
+    let first_byte = tokio::time::timeout_at(started + config.handshake_timeout, tcp.readable());
+    match first_byte.await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            let mut tcp = tcp;
+            let refusal = Refusal::HandshakeTimeout(config.handshake_timeout);
+            // Boxed: the refusal's state must not widen every silent connection's future.
+            Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
+            return;
+        }
+    }
+    Box::pin(connection(tcp, peer, listener, tls, config, stop, started)).await;
+}
+
+/// A connection with bytes to read: everything of [`serve_connection`] after the first byte.
+async fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    listener: usize,
+    tls: Option<TlsAcceptor>,
+    config: Arc<GatewayConfig>,
+    stop: watch::Receiver<bool>,
+    started: Deadline,
+) {
+    let clock = Instant::now();
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
     // idle relayed connection holds little more than the relay's own state.
-    let Some(ready) = Box::pin(accept(tcp, peer, tls, &config)).await else {
+    let accepting = accept(tcp, peer, tls, Pipeline::new(&config, listener), started);
+    let Some(ready) = Box::pin(accepting).await else {
         return;
     };
     let mut stop = stop;
@@ -77,39 +111,41 @@ pub(crate) async fn serve_connection(
         })
         .run()
         .await;
-    log_outcome(peer, &ready.route, &ready.target, started, &outcome);
+    log_outcome(peer, &ready.route, &ready.target, clock, &outcome);
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
-/// timeout. `None` when the connection ended (refusals were answered and logged).
+/// timeout from `started`. `None` when the connection ended (refusals were answered and logged).
 async fn accept(
     tcp: TcpStream,
-    peer: SocketAddr,
+    addr: SocketAddr,
     tls: Option<TlsAcceptor>,
-    config: &GatewayConfig,
+    pipeline: Pipeline<'_>,
+    started: Deadline,
 ) -> Option<Ready<Stream>> {
     let _ = tcp.set_nodelay(true);
-    let started = Deadline::now();
-    let deadline = started + config.handshake_timeout;
-    let secure = tls.is_some();
+    let deadline = started + pipeline.handshake_timeout;
+    let mut peer = Peer::plain(addr);
+    peer.trusted = pipeline.edge.trusts(addr.ip());
     let client = match tls {
         None => Stream::Plain(tcp),
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => Stream::Tls(Box::new(tls.into())),
+            Ok(Ok(tls)) => {
+                peer.secure = true;
+                peer.sni = tls.get_ref().1.server_name().map(str::to_owned);
+                Stream::Tls(Box::new(tls.into()))
+            }
             Ok(Err(e)) => {
-                tracing::info!(%peer, error = %e, "TLS handshake with the client failed");
+                tracing::info!(%addr, error = %e, "TLS handshake with the client failed");
                 return None;
             }
             Err(_) => {
-                tracing::info!(%peer, "TLS handshake with the client timed out");
+                tracing::info!(%addr, "TLS handshake with the client timed out");
                 return None;
             }
         },
     };
-    Pipeline::new(config)
-        .handshake(client, peer, secure, started)
-        .await
-        .ok()
+    pipeline.handshake(client, peer, started).await.ok()
 }
 
 /// The settings a connection runs through the pipeline with: the gateway's, or an embedder's.
@@ -121,69 +157,80 @@ pub struct Pipeline<'a> {
     pub limits: &'a Limits,
     /// Time a client has to complete TLS and send its upgrade request (408 after it).
     pub handshake_timeout: Duration,
+    /// The listener's rules for requests before routing (canonical form, SNI, trust).
+    pub edge: &'a EdgePolicy,
 }
 
 impl<'a> Pipeline<'a> {
-    /// The pipeline of a gateway configuration.
-    pub fn new(config: &'a GatewayConfig) -> Pipeline<'a> {
+    /// The pipeline of a gateway configuration's listener (its index in `listeners`).
+    pub fn new(config: &'a GatewayConfig, listener: usize) -> Pipeline<'a> {
         Pipeline {
             routes: &config.routes,
             limits: &config.limits,
             handshake_timeout: config.handshake_timeout,
+            edge: &config.listeners[listener].edge,
         }
     }
 
-    /// Runs a client connection through the pipeline up to the relay: reads its request,
-    /// routes it, connects and upgrades the upstream, and answers the client (101, or the
-    /// refusal's response). `started` is when the client's handshake time began (before TLS).
+    /// Runs a client connection through the pipeline up to the relay: reads its request, puts
+    /// it in canonical form, routes it, connects and upgrades the upstream, and answers the
+    /// client (101, or the refusal's response). `started` is when the client's handshake time
+    /// began (before TLS).
     ///
-    /// Every refusal is answered and logged here; it is also returned
-    /// ([`Error::Refused`]) for callers that count them. [`Error::Io`] means the client left
-    /// or its connection failed.
+    /// Every refusal is answered and logged here, and the upstream is never contacted for a
+    /// refused request; the refusal is also returned ([`Error::Refused`]) for callers that
+    /// count them. [`Error::Io`] means the client left or its connection failed.
     pub async fn handshake<S>(
         &self,
         mut client: S,
-        peer: SocketAddr,
-        secure: bool,
+        peer: Peer,
         started: Deadline,
     ) -> Result<Ready<S>, Error>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
+        let addr = peer.addr;
         let deadline = started + self.handshake_timeout;
         let mut buf = Vec::new();
         let read = read_head(&mut client, &mut buf, |b| {
             RequestHead::parse(b, self.limits)
         });
-        let (head, consumed) = match tokio::time::timeout_at(deadline, read).await {
+        let (mut head, consumed) = match tokio::time::timeout_at(deadline, read).await {
             Ok(Ok(head)) => head,
             Ok(Err(HeadError::Closed)) => {
                 return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into())
             }
             Ok(Err(HeadError::Io(e))) => return Err(e.into()),
             Ok(Err(HeadError::Parse(e))) => {
-                return Err(refuse(&mut client, peer, "-", "-", e.into()).await)
+                return Err(refuse(&mut client, addr, "-", "-", e.into()).await)
             }
             Err(_) => {
                 let refusal = Refusal::HandshakeTimeout(self.handshake_timeout);
-                return Err(refuse(&mut client, peer, "-", "-", refusal).await);
+                return Err(refuse(&mut client, addr, "-", "-", refusal).await);
+            }
+        };
+        let authority = match edge::canonicalize(&mut head, self.edge, &peer) {
+            Ok(authority) => authority,
+            Err(refusal) => {
+                let target = head.target.clone();
+                return Err(refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
         let target = head.target.clone();
-        let (route, request) = match self.route(head, peer, secure) {
+        let (route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,
             Err((route, refusal)) => {
-                return Err(refuse(&mut client, peer, route, &target, refusal).await)
+                return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
         let upstream = match upstream::connect(route, &request, self.limits).await {
             Ok(upstream) => upstream,
             Err(refusal) => {
-                return Err(refuse(&mut client, peer, &route.name, &target, refusal).await)
+                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
             }
         };
         if let Err(e) = answer(&mut client, &request, &upstream).await {
-            tracing::info!(%peer, route = %route.name, target, error = %e, "client left before the 101");
+            tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
         }
         let mut options = route.relay.clone();
@@ -206,13 +253,13 @@ impl<'a> Pipeline<'a> {
     fn route(
         &self,
         head: RequestHead,
-        peer: SocketAddr,
-        secure: bool,
+        authority: &Authority,
+        peer: Peer,
     ) -> Result<(&'a Route, ClientRequest), (&'a str, Refusal)> {
         let route = self
             .routes
             .iter()
-            .find(|r| r.matches(head.host(), head.path()))
+            .find(|r| r.matches(Some(&authority.host), head.path()))
             .ok_or(("-", Refusal::NoRoute))?;
         let name = route.name.as_str();
         if route.websocket_upstream().is_none() {
@@ -221,9 +268,10 @@ impl<'a> Pipeline<'a> {
         if !head.is_upgrade_attempt() {
             return Err((name, Refusal::NotAnUpgrade));
         }
-        let request = ClientRequest::new(head, peer, secure).map_err(|e| (name, e.into()))?;
-        if !route.origin_allowed(request.websocket.origin.as_deref()) {
-            let origin = request.websocket.origin.clone().unwrap_or_default();
+        let request = ClientRequest::new(head, peer).map_err(|e| (name, e.into()))?;
+        let origin = request.head.header("Origin").map(|h| h.value.as_slice());
+        if !route.origin_allowed(origin) {
+            let origin = String::from_utf8_lossy(origin.unwrap_or_default()).into_owned();
             return Err((name, Refusal::OriginNotAllowed(origin)));
         }
         Ok((route, request))
@@ -312,11 +360,12 @@ mod footprint {
     use crate::upstream::Upstream;
     use tokio::net::TcpListener;
 
-    /// What an idle relayed connection costs is mostly this future, which its task holds: the
-    /// handshakes run in a boxed future of their own, so their buffers are not part of it
-    /// (before that it was 5,368 bytes, and 11.9 KB of RSS per idle connection).
+    /// An idle relayed connection holds the small first-byte future and, boxed, the
+    /// connection future (the relay's state): the handshakes run in a boxed future of their
+    /// own, so their buffers are not part of it (before that it was 5,368 bytes, and 11.9 KB of
+    /// RSS per idle connection). A connection that has sent nothing holds the first only.
     #[tokio::test]
-    async fn a_connection_future_holds_little_more_than_the_relay() {
+    async fn connection_futures_hold_little_more_than_the_relay() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tcp, peer) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -324,9 +373,21 @@ mod footprint {
         let upstream = Upstream::new("ws://127.0.0.1:9/".parse().unwrap()).unwrap();
         let config = Arc::new(GatewayConfig::new(addr, upstream));
         let (_tx, stop) = watch::channel(false);
-        let future = serve_connection(tcp, addr, None, config, stop);
-        let size = std::mem::size_of_val(&future);
-        eprintln!("serve_connection future: {size} bytes");
-        assert!(size <= 2400, "a connection's future takes {size} bytes");
+        let started = Deadline::now();
+        let relaying = connection(tcp, addr, 0, None, config.clone(), stop.clone(), started);
+        let relaying = std::mem::size_of_val(&relaying);
+        let (tcp, peer) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (tcp, _keep) = (tcp.unwrap(), peer.unwrap());
+        let pending = serve_connection(tcp, addr, 0, None, config, stop);
+        let pending = std::mem::size_of_val(&pending);
+        eprintln!("pending connection future: {pending} bytes, relaying: {relaying} bytes");
+        assert!(
+            relaying <= 2400,
+            "a relayed connection's future takes {relaying} bytes"
+        );
+        assert!(
+            pending <= 600,
+            "a silent connection's future takes {pending} bytes"
+        );
     }
 }

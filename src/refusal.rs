@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use wsrelay_handshake::{write_error_response, HandshakeError};
+use wsrelay_handshake::{write_error_response, HandshakeError, HostError, TargetError};
 
 /// Why a connection never reached the relay; each maps to the HTTP status the client gets.
 ///
@@ -15,6 +15,25 @@ pub enum Refusal {
     /// The request is not a valid WebSocket upgrade (400, 405, 426, 431 ...).
     #[error("{0}")]
     Handshake(#[from] HandshakeError),
+    /// The request target has no canonical form (400): not a path, above the root, a refused
+    /// encoded slash, a byte no path has.
+    #[error("bad request target: {0}")]
+    BadTarget(TargetError),
+    /// The Host header is missing or invalid (400).
+    #[error("bad Host: {0}")]
+    BadHost(HostError),
+    /// A header that must appear once appeared more often (400): two Hosts or two Origins
+    /// would let a check read one and the upstream another.
+    #[error("more than one {0} header")]
+    RepeatedHeader(&'static str),
+    /// On TLS, the Host names another server than the one the client asked for in SNI (421).
+    #[error("Host {host:?} is not the server {sni:?} named in TLS (SNI)")]
+    Misdirected {
+        /// The request's canonical host.
+        host: String,
+        /// The SNI name of the TLS handshake.
+        sni: String,
+    },
     /// No route matches the request (404).
     #[error("no route matches this request")]
     NoRoute,
@@ -64,6 +83,8 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Refusal::Handshake(e) => e.status(),
+            Refusal::BadTarget(_) | Refusal::BadHost(_) | Refusal::RepeatedHeader(_) => 400,
+            Refusal::Misdirected { .. } => 421,
             Refusal::NoRoute => 404,
             Refusal::RouteDisabled | Refusal::OriginNotAllowed(_) => 403,
             Refusal::NotAnUpgrade => 426,
@@ -94,9 +115,21 @@ impl Refusal {
                 &[],
                 "this Origin is not allowed to open a WebSocket here\n",
             ),
-            Refusal::NoRoute | Refusal::RouteDisabled | Refusal::HandshakeTimeout(_) => {
+            Refusal::BadTarget(_)
+            | Refusal::BadHost(_)
+            | Refusal::RepeatedHeader(_)
+            | Refusal::NoRoute
+            | Refusal::RouteDisabled
+            | Refusal::HandshakeTimeout(_) => {
                 write_error_response(out, self.status(), &[], &format!("{self}\n"))
             }
+            // The names are the client's own (its SNI, its Host): a fixed text, no echo.
+            Refusal::Misdirected { .. } => write_error_response(
+                out,
+                421,
+                &[],
+                "this connection's TLS server name does not match the Host\n",
+            ),
             Refusal::ConnectTimeout(..) | Refusal::UpgradeTimeout(_) => write_error_response(
                 out,
                 504,

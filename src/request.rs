@@ -5,6 +5,31 @@ use std::net::SocketAddr;
 
 use wsrelay_handshake::{HandshakeError, RequestHead, WebSocketRequest};
 
+/// Who is at the other end of a client connection, as its listener saw it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address (`X-Forwarded-For`).
+    pub addr: SocketAddr,
+    /// The client came over TLS (`X-Forwarded-Proto: https`).
+    pub secure: bool,
+    /// The server name the client asked for in its TLS handshake (SNI), if any.
+    pub sni: Option<String>,
+    /// The client is one of the listener's trusted proxies: its forwarding headers are kept.
+    pub trusted: bool,
+}
+
+impl Peer {
+    /// A client connected over plain TCP from `addr`, not a trusted proxy.
+    pub fn plain(addr: SocketAddr) -> Peer {
+        Peer {
+            addr,
+            secure: false,
+            sni: None,
+            trusted: false,
+        }
+    }
+}
+
 /// A client's WebSocket upgrade request, validated (RFC 6455 §4.2.1).
 ///
 /// The gateway builds it from the bytes it read; a framework that parsed the request itself
@@ -16,25 +41,18 @@ pub struct ClientRequest {
     pub head: RequestHead,
     /// The WebSocket fields: key, subprotocols and extensions offered, Origin.
     pub websocket: WebSocketRequest,
-    /// The client's address (`X-Forwarded-For`).
-    pub peer: SocketAddr,
-    /// The client came over TLS (`X-Forwarded-Proto: https`).
-    pub secure: bool,
+    /// Who sent it.
+    pub peer: Peer,
 }
 
 impl ClientRequest {
     /// Validates `head` as a WebSocket upgrade; the error carries the HTTP status to answer.
-    pub fn new(
-        head: RequestHead,
-        peer: SocketAddr,
-        secure: bool,
-    ) -> Result<ClientRequest, HandshakeError> {
+    pub fn new(head: RequestHead, peer: Peer) -> Result<ClientRequest, HandshakeError> {
         let websocket = head.validate_websocket()?;
         Ok(ClientRequest {
             head,
             websocket,
             peer,
-            secure,
         })
     }
 }

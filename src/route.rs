@@ -122,16 +122,23 @@ impl Route {
     }
 
     /// True if a request with this `Origin` may open a WebSocket on this route.
-    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+    ///
+    /// `origin` is the header's raw value: where the route has an allow-list, a value that is
+    /// not text, or not a serialized origin (RFC 6454 §6.2: `scheme://host[:port]` or `null`),
+    /// is refused like an unlisted one, never taken as absent.
+    pub fn origin_allowed(&self, origin: Option<&[u8]>) -> bool {
         match origin {
             _ if self.allowed_origins.is_empty() => true,
             // Browsers always send Origin; a request without one is not the cross-site
             // hijacking this list guards against (RFC 6455 §10.2).
             None => true,
-            Some(origin) => self
-                .allowed_origins
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(origin.trim())),
+            Some(raw) => match std::str::from_utf8(raw) {
+                Ok(origin) if is_serialized_origin(origin.trim()) => self
+                    .allowed_origins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(origin.trim())),
+                _ => false,
+            },
         }
     }
 
@@ -191,6 +198,22 @@ pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
 pub fn upstream_origin(upstream: &WsUri) -> String {
     let scheme = if upstream.secure { "https" } else { "http" };
     format!("{scheme}://{}", upstream.authority())
+}
+
+/// True for a serialized origin (RFC 6454 §6.2): `null`, or a scheme, `://`, a valid host and
+/// an optional port, nothing else (no path, no user info).
+fn is_serialized_origin(origin: &str) -> bool {
+    if origin == "null" {
+        return true;
+    }
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    scheme_ok && wsrelay_handshake::canonical_host(authority).is_ok()
 }
 
 /// `Host` header against a route's host: port ignored, case-insensitive, `*.x` for subdomains.
@@ -304,12 +327,25 @@ mod tests {
     #[test]
     fn origins() {
         let mut r = route(PathMatch::prefix("/"), None);
-        assert!(r.origin_allowed(Some("https://evil.example")));
+        assert!(r.origin_allowed(Some(b"https://evil.example")));
         r.allowed_origins = vec!["https://app.example".into()];
-        assert!(r.origin_allowed(Some("https://APP.example")));
-        assert!(!r.origin_allowed(Some("https://evil.example")));
-        assert!(!r.origin_allowed(Some("https://app.example.evil")));
+        assert!(r.origin_allowed(Some(b"https://APP.example")));
+        assert!(!r.origin_allowed(Some(b"https://evil.example")));
+        assert!(!r.origin_allowed(Some(b"https://app.example.evil")));
         assert!(r.origin_allowed(None));
+    }
+
+    #[test]
+    fn with_an_allow_list_an_origin_that_is_no_origin_is_refused_not_absent() {
+        let mut r = route(PathMatch::prefix("/"), None);
+        r.allowed_origins = vec!["https://app.example".into(), "null".into()];
+        assert!(!r.origin_allowed(Some(b"https://app.example\xff")));
+        assert!(!r.origin_allowed(Some(b"\xff\xfe")));
+        assert!(!r.origin_allowed(Some(b"https://app.example/path")));
+        assert!(!r.origin_allowed(Some(b"app.example")));
+        assert!(r.origin_allowed(Some(b"null")));
+        assert!(is_serialized_origin("https://app.example:8443"));
+        assert!(!is_serialized_origin("https://user@app.example"));
     }
 
     #[test]

@@ -183,8 +183,8 @@ fn upgrade_request(
         .cloned()
         .collect();
     let context = ForwardContext {
-        client_ip: request.peer.ip(),
-        secure: request.secure,
+        client_ip: request.peer.addr.ip(),
+        secure: request.peer.secure,
         host: head.host(),
     };
     let mut upgrade = UpgradeRequest::new(uri)
