@@ -5,7 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -159,9 +159,15 @@ async fn worker(
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut serving = JoinSet::new();
-    for (listener, settings) in listeners.into_iter().zip(&config.listeners) {
+    for (index, (listener, settings)) in listeners.into_iter().zip(&config.listeners).enumerate() {
         let tls = settings.tls.clone().map(TlsAcceptor::from);
-        serving.spawn(serve(listener, tls, Arc::clone(&config), stop.clone()));
+        serving.spawn(serve(
+            listener,
+            index,
+            tls,
+            Arc::clone(&config),
+            stop.clone(),
+        ));
     }
     let mut result = Ok(());
     while let Some(done) = serving.join_next().await {
@@ -174,24 +180,27 @@ async fn worker(
 /// Accepts and serves one listener's connections until `stop` turns true, then winds them down.
 async fn serve(
     listener: TcpListener,
+    index: usize,
     tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
+    let mut failures = AcceptFailures::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    failures.recovered();
                     tasks.spawn(serve_connection(
-                        stream, peer, tls.clone(), Arc::clone(&config), stop.clone(),
+                        stream, peer, index, tls.clone(), Arc::clone(&config), stop.clone(),
                     ));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let pause = failures.failed(&e, Instant::now());
+                    tokio::time::sleep(pause).await;
                 }
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -212,4 +221,75 @@ async fn serve(
         tasks.abort_all();
     }
     Ok(())
+}
+
+/// A listener's accept failures (out of descriptors, mostly): how long to pause before the
+/// next try, and one warning a second at most, counting the ones it stands for, so a gateway at
+/// its descriptor limit neither spins nor floods its log.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    /// The current pause; doubles on each failure in a row, up to [`MAX_ACCEPT_PAUSE`].
+    pause: Duration,
+    /// When the last warning was logged.
+    warned: Option<Instant>,
+    /// Failures since that warning that were not logged.
+    suppressed: u64,
+}
+
+/// The first pause after an accept failure.
+const MIN_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between accept tries while they keep failing.
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// At most one accept warning per listener and worker in this time.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(1);
+
+impl AcceptFailures {
+    /// Records a failure at `now`; logs it if no warning was logged in the last second, and
+    /// returns how long to pause.
+    fn failed(&mut self, error: &io::Error, now: Instant) -> Duration {
+        self.pause = (self.pause * 2).clamp(MIN_ACCEPT_PAUSE, MAX_ACCEPT_PAUSE);
+        match self.warned {
+            Some(at) if now.duration_since(at) < ACCEPT_WARNING_EVERY => self.suppressed += 1,
+            _ => {
+                tracing::warn!(
+                    error = %error,
+                    suppressed = self.suppressed,
+                    pause_ms = self.pause.as_millis() as u64,
+                    "accept failed (suppressed: failures since the last warning)"
+                );
+                self.warned = Some(now);
+                self.suppressed = 0;
+            }
+        }
+        self.pause
+    }
+
+    /// An accept succeeded: the next failure starts again from the shortest pause.
+    fn recovered(&mut self) {
+        self.pause = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_and_warn_once_a_second() {
+        let mut f = AcceptFailures::default();
+        let error = io::Error::from_raw_os_error(24);
+        let start = Instant::now();
+        // Pauses double from the shortest up to the longest.
+        let pauses: Vec<Duration> = (0..10).map(|_| f.failed(&error, start)).collect();
+        assert_eq!(pauses[0], MIN_ACCEPT_PAUSE);
+        assert_eq!(pauses[1], MIN_ACCEPT_PAUSE * 2);
+        assert_eq!(pauses[9], MAX_ACCEPT_PAUSE);
+        // Ten failures within one second: the first was logged, nine are counted.
+        assert_eq!((f.warned, f.suppressed), (Some(start), 9));
+        let later = start + ACCEPT_WARNING_EVERY;
+        f.failed(&error, later);
+        assert_eq!((f.warned, f.suppressed), (Some(later), 0));
+        f.recovered();
+        assert_eq!(f.failed(&error, later), MIN_ACCEPT_PAUSE);
+    }
 }
