@@ -398,3 +398,80 @@ pub async fn http_head(addr: SocketAddr, request: &str) -> (String, TcpStream) {
     }
     (String::from_utf8_lossy(&head).into_owned(), s)
 }
+
+/// A `wsrelay` process started as a user would; killed on drop. Its stderr (the log) is
+/// collected for tests that read it.
+pub struct Binary {
+    pub child: std::process::Child,
+    /// The addresses it announced, in the order of its listeners.
+    pub addrs: Vec<SocketAddr>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    /// Runs `program` (the binary, or a shell wrapping it) with `args` and waits until it has
+    /// announced `listeners` addresses on stdout ("... ws://ADDR/ ...").
+    pub fn spawn(program: &str, args: &[&str], listeners: usize) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .env("WSRELAY_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn wsrelay");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addrs = Vec::new();
+        while addrs.len() < listeners {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("wsrelay exited: {:?}", log.lock().unwrap()))
+                .expect("readable stdout");
+            let addr: Option<SocketAddr> = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ws://").or_else(|| w.strip_prefix("wss://")))
+                .and_then(|rest| rest.trim_end_matches('/').parse().ok());
+            addrs.extend(addr);
+        }
+        // Keep reading stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Binary { child, addrs, log }
+    }
+
+    /// The binary with a configuration file holding `toml`.
+    pub fn with_config(toml: &str, listeners: usize) -> Binary {
+        let path = write_temp("wsrelay.toml", toml);
+        let path = path.to_str().unwrap().to_owned();
+        Binary::spawn(
+            env!("CARGO_BIN_EXE_wsrelay"),
+            &["--config", &path],
+            listeners,
+        )
+    }
+
+    /// The first listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Log lines so far that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+}
