@@ -2,11 +2,11 @@
 //! (RFC 6455 §4.1).
 
 use crate::accept::{accept_key, new_key};
+use crate::grammar::{is_token_char, validate_header};
 use crate::header::{
     check_size, find, has_token, header_slots, list_items, own_headers, single_value,
     too_many_headers,
 };
-use crate::policy::{is_token_char, validate_header};
 use crate::{HandshakeError, Header, Limits, Parsed, WsUri};
 
 /// An opening handshake request for an upstream, with a fresh random key: build it, write it

@@ -92,6 +92,7 @@
 mod accept;
 mod client;
 mod error;
+mod grammar;
 mod header;
 mod policy;
 mod request;
@@ -101,10 +102,10 @@ mod uri;
 pub use accept::accept_key;
 pub use client::{extension_name, UpgradeRequest, UpstreamResponse};
 pub use error::HandshakeError;
+pub use grammar::validate_header;
 pub use header::{split_list, Header, Limits, ListItems, Parsed};
 pub use policy::{
-    forward_request_headers, forward_response_headers, is_hop_by_hop, validate_header,
-    ForwardContext,
+    forward_request_headers, forward_response_headers, is_hop_by_hop, ForwardContext,
 };
 pub use request::{parse_upgrade_request, RequestHead, WebSocketRequest};
 pub use response::{
