@@ -71,6 +71,7 @@ pub async fn connect_upstream(
     let mut stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
     let _ = stream.set_nodelay(true);
     let request = UpgradeRequest::new(uri)
+        .map_err(handshake_error)?
         .with_target(target)
         .with_protocols(protocols);
     let mut wire = Vec::new();

@@ -631,7 +631,7 @@ async fn connect_upstream(
         secure: hello.secure,
         host: hello.head.host(),
     };
-    let mut upgrade = UpgradeRequest::new(uri)
+    let mut upgrade = UpgradeRequest::new(uri)?
         .with_target(&route.upstream_target(uri, &hello.head.target))
         .with_protocols(&request.protocols)
         .with_extensions(&offers);

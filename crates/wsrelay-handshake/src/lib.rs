@@ -53,7 +53,7 @@
 //! };
 //!
 //! let uri: WsUri = "ws://127.0.0.1:9000/feed".parse()?;
-//! let request = UpgradeRequest::new(&uri)
+//! let request = UpgradeRequest::new(&uri)?
 //!     .with_target("/feed/prices?since=0")
 //!     .with_protocols(&["mqtt".to_owned()])
 //!     .with_header("X-Request-Id", b"42")?;
