@@ -101,12 +101,8 @@ enum Command {
     },
 }
 
-fn limit(value: u64) -> u64 {
-    if value == 0 {
-        u64::MAX
-    } else {
-        value
-    }
+fn limit(value: u64) -> Option<u64> {
+    (value != 0).then_some(value)
 }
 
 fn main() -> std::process::ExitCode {

@@ -601,10 +601,7 @@ impl Loader<'_> {
             Some(size) => *size.get_ref(),
             None => defaults::BUFFER_SIZE,
         };
-        let unlimited = |n: Option<u64>| match n {
-            None | Some(0) => u64::MAX,
-            Some(n) => n,
-        };
+        let unlimited = |n: Option<u64>| n.filter(|&n| n != 0);
         let relay = RelayOptions {
             buffer_size,
             client_max_frame_size: unlimited(tuning.max_frame_size),
@@ -946,10 +943,10 @@ mod tests {
             a.relay,
             RelayOptions {
                 buffer_size: 4096,
-                client_max_frame_size: 10,
-                upstream_max_frame_size: 10,
-                client_max_message_size: 20,
-                upstream_max_message_size: 20,
+                client_max_frame_size: Some(10),
+                upstream_max_frame_size: Some(10),
+                client_max_message_size: Some(20),
+                upstream_max_message_size: Some(20),
                 validate_utf8: false,
                 allowed_rsv: 0,
                 close_timeout: Duration::from_secs(2),
@@ -963,10 +960,10 @@ mod tests {
             (Duration::from_secs(1), Duration::from_secs(3))
         );
         assert_eq!(b.relay.buffer_size, 512);
-        assert_eq!(b.relay.client_max_frame_size, u64::MAX);
+        assert_eq!(b.relay.client_max_frame_size, None);
         assert_eq!(b.relay.idle_timeout, None);
         assert_eq!(b.relay.keep_alive, None);
-        assert_eq!(b.relay.client_max_message_size, 20);
+        assert_eq!(b.relay.client_max_message_size, Some(20));
         let e = &errors(&format!("{MINIMAL}buffer_size = 100\n"))[0];
         assert!(e.message.contains("below 256"), "{e}");
     }

@@ -59,10 +59,10 @@ pub async fn start_relay(upstream: SocketAddr, profile: Profile) -> std::io::Res
     let relay = &mut config.routes[0].relay;
     relay.close_timeout = Duration::from_secs(2);
     if profile == Profile::Limited {
-        relay.client_max_frame_size = LIMITED_FRAME;
-        relay.upstream_max_frame_size = LIMITED_UPSTREAM_FRAME;
-        relay.client_max_message_size = LIMITED_MESSAGE;
-        relay.upstream_max_message_size = LIMITED_MESSAGE;
+        relay.client_max_frame_size = Some(LIMITED_FRAME);
+        relay.upstream_max_frame_size = Some(LIMITED_UPSTREAM_FRAME);
+        relay.client_max_message_size = Some(LIMITED_MESSAGE);
+        relay.upstream_max_message_size = Some(LIMITED_MESSAGE);
         relay.close_timeout = LIMITED_CLOSE_TIMEOUT;
     }
     let gateway = Gateway::bind(config).await?;

@@ -71,7 +71,7 @@
 //! ```no_run
 //! # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
 //! use wsrelay_relay::{Relay, RelayOptions};
-//! let options = RelayOptions { client_max_message_size: 1 << 20, ..RelayOptions::default() };
+//! let options = RelayOptions { client_max_message_size: Some(1 << 20), ..RelayOptions::default() };
 //! let outcome = Relay::new(client, upstream, &options)
 //!     .with_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
 //!     .run()

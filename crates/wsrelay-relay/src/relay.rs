@@ -104,13 +104,8 @@ where
             hook: _,
         } = self;
         if H2::ENABLED {
-            let limit = |l: u64| {
-                if l == u64::MAX {
-                    DEFAULT_AGGREGATE_LIMIT
-                } else {
-                    l
-                }
-            };
+            // "No limit" is bounded for aggregation, which holds whole messages in memory.
+            let limit = |l: Option<u64>| l.unwrap_or(DEFAULT_AGGREGATE_LIMIT);
             let aggregate = options.aggregate_fragments;
             c2u.enable_hook(aggregate, limit(options.client_max_message_size));
             u2c.enable_hook(aggregate, limit(options.upstream_max_message_size));
