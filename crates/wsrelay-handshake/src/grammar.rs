@@ -20,8 +20,8 @@ pub(crate) fn shown_name(name: &[u8]) -> String {
 }
 
 /// Checks a header before it is written: the name must be a token (RFC 9110 §5.1) and every
-/// value byte allowed ([`is_value_byte`]): the same rule the request and response parsers apply,
-/// so whatever this lets through, our own parsers accept.
+/// value byte allowed (no control characters but HTAB, RFC 9110 §5.5): the same rule the request
+/// and response parsers apply, so whatever this lets through, our own parsers accept.
 pub fn validate_header(name: &str, value: &[u8]) -> Result<(), HandshakeError> {
     let name_ok = !name.is_empty() && name.bytes().all(is_token_char);
     let value_ok = value.iter().all(|&b| is_value_byte(b));
