@@ -67,7 +67,7 @@ pub struct MaskingKeys {
 }
 
 impl MaskingKeys {
-    /// An empty batch: the first [`next`](Self::next) draws from the OS.
+    /// An empty batch: the first [`next_key`](Self::next_key) draws from the OS.
     pub fn new() -> MaskingKeys {
         MaskingKeys {
             bytes: [0; 64],
@@ -77,8 +77,7 @@ impl MaskingKeys {
 
     /// The next unused key; a new batch is drawn when this one is spent. A failed draw leaves
     /// the batch spent, so no key is ever handed out twice.
-    #[allow(clippy::should_implement_trait)] // fallible, so not an `Iterator`
-    pub fn next(&mut self) -> Result<[u8; 4], RandomError> {
+    pub fn next_key(&mut self) -> Result<[u8; 4], RandomError> {
         if self.used + 4 > self.bytes.len() {
             fill(&mut self.bytes)?;
             self.used = 0;
@@ -146,7 +145,7 @@ mod tests {
     #[test]
     fn batched_keys_are_all_distinct_across_batches() {
         let mut keys = MaskingKeys::new();
-        let drawn: Vec<[u8; 4]> = (0..40).map(|_| keys.next().unwrap()).collect();
+        let drawn: Vec<[u8; 4]> = (0..40).map(|_| keys.next_key().unwrap()).collect();
         let mut unique = drawn.clone();
         unique.sort_unstable();
         unique.dedup();
@@ -166,18 +165,18 @@ mod tests {
     #[test]
     fn a_failing_source_is_an_error_never_a_constant() {
         let mut keys = MaskingKeys::new();
-        keys.next().unwrap();
+        keys.next_key().unwrap();
         let guard = fault::fail_on_this_thread();
         assert!(masking_key().is_err());
         let mut buf = [0u8; 8];
         assert!(fill(&mut buf).is_err());
         // The rest of the batch drawn before the failure is still good; then it fails.
         for _ in 1..16 {
-            keys.next().unwrap();
+            keys.next_key().unwrap();
         }
-        assert!(keys.next().is_err());
-        assert!(keys.next().is_err());
+        assert!(keys.next_key().is_err());
+        assert!(keys.next_key().is_err());
         drop(guard);
-        assert!(keys.next().is_ok());
+        assert!(keys.next_key().is_ok());
     }
 }

@@ -182,7 +182,7 @@ fn out_header(
     masked: bool,
 ) -> Result<FrameHeader, PumpEvent> {
     let mask = if masked {
-        Some(h.keys.next().map_err(PumpEvent::RandomFailed)?)
+        Some(h.keys.next_key().map_err(PumpEvent::RandomFailed)?)
     } else {
         None
     };
