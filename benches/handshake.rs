@@ -29,7 +29,7 @@ fn handshake(c: &mut Criterion) {
     let uri = WsUri::parse("ws://127.0.0.1:9000/socket").unwrap();
     c.bench_function("handshake/client_round_trip", |b| {
         b.iter(|| {
-            let request = UpgradeRequest::new(black_box(&uri));
+            let request = UpgradeRequest::new(black_box(&uri)).unwrap();
             let mut wire = Vec::with_capacity(256);
             request.encode(&mut wire);
             let accept = wsrelay::handshake::accept_key(request.key().as_bytes());

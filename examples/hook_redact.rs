@@ -73,7 +73,7 @@ fn redact_passwords(frame: &mut Frame<'_>) -> Verdict {
 async fn main() {
     let options = RelayOptions {
         aggregate_fragments: true,
-        client_max_message_size: 64 * 1024,
+        client_max_message_size: Some(64 * 1024),
         ..RelayOptions::default()
     };
     let addr = support::start_proxy(options, || redact_passwords).await;

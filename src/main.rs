@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
         assert_eq!(route.connect_timeout, Duration::from_secs(3));
         assert_eq!(route.relay.idle_timeout, Some(Duration::from_secs(3)));
-        assert_eq!(route.relay.client_max_message_size, 4096);
+        assert_eq!(route.relay.client_max_message_size, Some(4096));
         assert_eq!(route.relay.buffer_size, 4096);
         assert!(!route.relay.validate_utf8);
     }

@@ -333,6 +333,7 @@ fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o:
         EndReason::IdleTimeout => "idle timeout".to_owned(),
         EndReason::Shutdown => "shutdown".to_owned(),
         EndReason::Hook { side, code } => format!("frame hook closed ({code}) on a {side} frame"),
+        EndReason::RandomSource { error } => format!("closed with 1011: {error}"),
     };
     tracing::info!(
         %peer,

@@ -187,7 +187,9 @@ fn upgrade_request(
         secure: request.peer.secure,
         host: head.host(),
     };
-    let mut upgrade = UpgradeRequest::new(uri)
+    // A fresh key from the OS random source; if it fails, a 500 and no request (never a
+    // predictable key).
+    let mut upgrade = UpgradeRequest::new(uri)?
         .with_target(&route.upstream_target(uri, &head.target))
         .with_protocols(&request.websocket.protocols)
         .with_extensions(&offers);

@@ -108,7 +108,10 @@ async fn sigterm_closes_open_connections_with_1001_and_exits() {
 #[tokio::test]
 async fn a_64_mib_frame_streams_through_with_bounded_memory() {
     let (addr, mut accepted) = raw_upstream().await;
-    let relay = start_binary(&["--upstream", &format!("ws://{addr}/")]);
+    // Above the default 16 MiB frame limit, so the limit is lifted (0: none) for this frame.
+    let upstream = format!("ws://{addr}/");
+    let unlimited = ["--max-frame-size", "0", "--max-message-size", "0"];
+    let relay = start_binary(&[&["--upstream", &upstream][..], &unlimited].concat());
     let pid = relay.child.id();
     let mut client = RawPeer::connect(&relay.url, &[], b"")
         .await

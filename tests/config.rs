@@ -32,7 +32,7 @@ fn the_example_config_loads() {
         "/chat/room-1?since=5"
     );
     assert_eq!(chat.relay.idle_timeout, Some(Duration::from_secs(60)));
-    assert_eq!(chat.relay.client_max_message_size, 1_048_576);
+    assert_eq!(chat.relay.client_max_message_size, Some(1_048_576));
     assert!(!config.routes[2].websocket);
     assert!(config.routes[3].upstream.as_ref().unwrap().tls.is_some());
 }

@@ -255,7 +255,7 @@ async fn frame_size_limit_closes_with_1009() {
     let gw = {
         let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
         gateway_with(&format!("ws://{echo}/"), |c| {
-            c.routes[0].relay.client_max_frame_size = 1000
+            c.routes[0].relay.client_max_frame_size = Some(1000)
         })
         .await
     };

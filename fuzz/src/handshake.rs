@@ -51,7 +51,7 @@ fn upstream() -> WsUri {
 
 /// Parses a written response back and checks its status and body framing.
 fn assert_reads_back(out: &[u8], status: u16) -> Vec<wsrelay_handshake::Header> {
-    let probe = UpgradeRequest::new(&upstream());
+    let probe = UpgradeRequest::new(&upstream()).expect("random key");
     match probe.parse_response(out, &RELAY_LIMITS) {
         Ok(Parsed::Complete { value, consumed }) => {
             assert_eq!(
@@ -144,7 +144,9 @@ fn check_forwarding(head: &RequestHead) {
         host: head.host(),
     };
     let forwarded = forward_request_headers(head, &ctx);
-    let mut request = UpgradeRequest::new(&upstream()).with_target(&head.target);
+    let mut request = UpgradeRequest::new(&upstream())
+        .expect("random key")
+        .with_target(&head.target);
     for h in &forwarded {
         assert!(!is_hop_by_hop(&h.name), "{h:?}");
         for own in [
@@ -186,6 +188,7 @@ fn substitute(data: &[u8], marker: &[u8], with: &[u8]) -> Vec<u8> {
 /// Client side: see the module documentation.
 pub fn handshake_response(data: &[u8]) {
     let request = UpgradeRequest::new(&upstream())
+        .expect("random key")
         .with_protocols(&["mqtt".into()])
         .with_extensions(&["permessage-deflate; client_max_window_bits".into()]);
     let accept = accept_key(request.key().as_bytes());

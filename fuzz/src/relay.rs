@@ -56,8 +56,8 @@ pub fn relay_forwarder(data: &[u8]) {
         },
         allowed_rsv: if knobs & 2 != 0 { RSV1 } else { 0 },
         validate_utf8: knobs & 4 == 0,
-        max_frame_size: [u64::MAX, 0, 20, 200][usize::from(knobs >> 3 & 3)],
-        max_message_size: [u64::MAX, 0, 50, 300][usize::from(knobs >> 5 & 3)],
+        max_frame_size: [None, Some(0), Some(20), Some(200)][usize::from(knobs >> 3 & 3)],
+        max_message_size: [None, Some(0), Some(50), Some(300)][usize::from(knobs >> 5 & 3)],
     };
 
     let expected = reference(input, &config);
@@ -287,8 +287,8 @@ impl OutputCheck {
     fn new(config: &ForwarderConfig) -> OutputCheck {
         OutputCheck {
             parse: ParseConfig::new(config.role).with_allowed_rsv(config.allowed_rsv),
-            max_frame_size: config.max_frame_size,
-            max_message_size: config.max_message_size,
+            max_frame_size: config.max_frame_size.unwrap_or(u64::MAX),
+            max_message_size: config.max_message_size.unwrap_or(u64::MAX),
             validate_utf8: config.validate_utf8,
             out: Vec::new(),
             next: 0,
@@ -489,6 +489,9 @@ struct Reference {
 /// then the frame and message limits), control frames taken whole, data payloads as far as they
 /// go, text checked with std. A frame that breaks a rule is not forwarded.
 fn reference(input: &[u8], config: &ForwarderConfig) -> Reference {
+    // "No limit" in the model: a limit no 63-bit payload length can exceed.
+    let max_frame_size = config.max_frame_size.unwrap_or(u64::MAX);
+    let max_message_size = config.max_message_size.unwrap_or(u64::MAX);
     let parse = ParseConfig::new(config.role).with_allowed_rsv(config.allowed_rsv);
     let stop = |forward, event| Reference { forward, event };
     let violation = |forward, v: Violation| stop(forward, Some(Expected::Violation(v)));
@@ -531,12 +534,12 @@ fn reference(input: &[u8], config: &ForwarderConfig) -> Reference {
             pos = end;
             continue;
         }
-        if h.payload_len > config.max_frame_size {
+        if h.payload_len > max_frame_size {
             return violation(
                 pos,
                 Violation::FrameTooBig {
                     size: h.payload_len,
-                    limit: config.max_frame_size,
+                    limit: max_frame_size,
                 },
             );
         }
@@ -544,12 +547,12 @@ fn reference(input: &[u8], config: &ForwarderConfig) -> Reference {
             .as_ref()
             .map_or(0, |m| m.size)
             .saturating_add(h.payload_len);
-        if size > config.max_message_size {
+        if size > max_message_size {
             return violation(
                 pos,
                 Violation::MessageTooBig {
                     size,
-                    limit: config.max_message_size,
+                    limit: max_message_size,
                 },
             );
         }

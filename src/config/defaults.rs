@@ -66,8 +66,8 @@ pub fn relay_options() -> RelayOptions {
 
 /// A size limit as the relay takes it: `0` in the configuration is no limit. The one place
 /// that reads "no limit", so the relay's representation of it changes here only.
-pub(crate) fn size_limit(setting: u64) -> u64 {
-    none_if_zero(setting).unwrap_or(u64::MAX)
+pub(crate) fn size_limit(setting: u64) -> Option<u64> {
+    none_if_zero(setting)
 }
 
 /// `0` (a size, or `"0s"`) switches a limit or a timer off.

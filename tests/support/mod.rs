@@ -125,7 +125,9 @@ impl RawPeer {
             .await
             .unwrap();
         let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
-        let request = UpgradeRequest::new(&uri).with_protocols(&protocols);
+        let request = UpgradeRequest::new(&uri)
+            .expect("random key")
+            .with_protocols(&protocols);
         let mut out = Vec::new();
         request.encode(&mut out);
         out.extend_from_slice(extra);

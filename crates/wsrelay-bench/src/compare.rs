@@ -486,6 +486,8 @@ async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System, String> {
             ],
         )?,
         "wsrelay" | "wsrelay-utf8" | "wsrelay-baseline" => {
+            // The big-frame workload sends one 1 GiB frame: above the default limits (16 MiB
+            // frames, 64 MiB messages), so they are lifted here, explicitly (0: none).
             let mut a: Vec<String> = vec![
                 "--listen".into(),
                 loopback(p).to_string(),
@@ -493,6 +495,10 @@ async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System, String> {
                 l.echo_url.to_owned(),
                 "--log".into(),
                 "warn".into(),
+                "--max-frame-size".into(),
+                "0".into(),
+                "--max-message-size".into(),
+                "0".into(),
             ];
             if name != "wsrelay-utf8" {
                 a.push("--no-utf8-validation".into());

@@ -242,7 +242,7 @@ fn new_histogram() -> Histogram<u64> {
 pub async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8>), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let request = UpgradeRequest::new(url);
+    let request = UpgradeRequest::new(url).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     request.encode(&mut out);
     stream.write_all(&out).await.map_err(|e| e.to_string())?;

@@ -8,6 +8,8 @@
 //! - [`apply_mask`] masks or unmasks payload bytes at any offset, so payloads stream in chunks.
 //! - [`CloseFrame`] parses and builds close payloads with the code rules of RFC 6455 §7.4.
 //! - [`Utf8Validator`] checks text messages chunk by chunk, across fragments, failing fast.
+//! - [`random`] is the one source of random bytes (masking keys, nonces) with one failure
+//!   policy: a failing OS source is a [`RandomError`], never a constant.
 //!
 //! ```
 //! use wsrelay_codec::{apply_mask, FrameHeader, OpCode, Parse, ParseConfig, Role};
@@ -39,6 +41,7 @@ pub mod close;
 mod error;
 mod header;
 mod mask;
+pub mod random;
 mod utf8;
 
 pub use close::{is_valid_close_code, CloseFrame, MAX_REASON_LEN};
@@ -48,4 +51,5 @@ pub use header::{
     MAX_HEADER_LEN, RSV1, RSV2, RSV3,
 };
 pub use mask::{apply_mask, apply_mask_reference, rotate_key};
+pub use random::{MaskingKeys, RandomError};
 pub use utf8::Utf8Validator;

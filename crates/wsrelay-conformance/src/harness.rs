@@ -58,11 +58,17 @@ pub async fn start_relay(upstream: SocketAddr, profile: Profile) -> std::io::Res
     let mut config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), upstream);
     let relay = &mut config.routes[0].relay;
     relay.close_timeout = Duration::from_secs(2);
+    // The unlimited profile means it: the gateway's default limits (16 MiB frames, 64 MiB
+    // messages) would turn the big-message cases into 1009s.
+    relay.client_max_frame_size = None;
+    relay.upstream_max_frame_size = None;
+    relay.client_max_message_size = None;
+    relay.upstream_max_message_size = None;
     if profile == Profile::Limited {
-        relay.client_max_frame_size = LIMITED_FRAME;
-        relay.upstream_max_frame_size = LIMITED_UPSTREAM_FRAME;
-        relay.client_max_message_size = LIMITED_MESSAGE;
-        relay.upstream_max_message_size = LIMITED_MESSAGE;
+        relay.client_max_frame_size = Some(LIMITED_FRAME);
+        relay.upstream_max_frame_size = Some(LIMITED_UPSTREAM_FRAME);
+        relay.client_max_message_size = Some(LIMITED_MESSAGE);
+        relay.upstream_max_message_size = Some(LIMITED_MESSAGE);
         relay.close_timeout = LIMITED_CLOSE_TIMEOUT;
     }
     let gateway = Gateway::bind(config).await?;

@@ -3,6 +3,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use sha1::{Digest, Sha1};
+use wsrelay_codec::random::{self, RandomError};
 
 /// The GUID RFC 6455 §1.3 appends to the key.
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -27,17 +28,12 @@ pub(crate) fn is_valid_key(key: &str) -> bool {
     key.len() == 24 && STANDARD.decode(key).is_ok_and(|k| k.len() == 16)
 }
 
-/// A fresh random key: base64 of 16 bytes from the OS random source.
-pub(crate) fn new_key() -> String {
+/// A fresh random key: base64 of 16 bytes from the OS random source (RFC 6455 §4.1 item 7:
+/// "randomly selected"). A failing source is an error, never a fixed or time-derived nonce.
+pub(crate) fn new_key() -> Result<String, RandomError> {
     let mut nonce = [0u8; 16];
-    if getrandom::fill(&mut nonce).is_err() {
-        // The OS source failing is not expected; a time-derived nonce still differs per request.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        nonce = t.to_le_bytes();
-    }
-    STANDARD.encode(nonce)
+    random::fill(&mut nonce)?;
+    Ok(STANDARD.encode(nonce))
 }
 
 #[cfg(test)]
@@ -58,8 +54,8 @@ mod tests {
         assert!(!is_valid_key("dGhlIHNhbXBsZSBub25jZQ")); // unpadded
         assert!(!is_valid_key("c2hvcnQ=")); // 5 bytes
         assert!(!is_valid_key("dGhlIHNhbXBsZSBub25jZQ=!"));
-        let a = new_key();
+        let a = new_key().unwrap();
         assert!(is_valid_key(&a));
-        assert_ne!(a, new_key());
+        assert_ne!(a, new_key().unwrap());
     }
 }

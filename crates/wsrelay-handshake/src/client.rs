@@ -2,11 +2,11 @@
 //! (RFC 6455 §4.1).
 
 use crate::accept::{accept_key, new_key};
+use crate::grammar::{is_token_char, validate_header};
 use crate::header::{
     check_size, find, has_token, header_slots, list_items, own_headers, single_value,
     too_many_headers,
 };
-use crate::policy::{is_token_char, validate_header};
 use crate::{HandshakeError, Header, Limits, Parsed, WsUri};
 
 /// An opening handshake request for an upstream, with a fresh random key: build it, write it
@@ -141,15 +141,18 @@ fn malformed(error: HandshakeError) -> HandshakeError {
 impl UpgradeRequest {
     /// A request for `uri` (its path and query, `Host` its authority) with a fresh random
     /// 16-byte key from the OS (RFC 6455 §4.1 item 7).
-    pub fn new(uri: &WsUri) -> UpgradeRequest {
-        UpgradeRequest {
+    ///
+    /// Fails with [`HandshakeError::Randomness`] when the OS random source does: a request
+    /// never goes out with a predictable key (see [`wsrelay_codec::random`]).
+    pub fn new(uri: &WsUri) -> Result<UpgradeRequest, HandshakeError> {
+        Ok(UpgradeRequest {
             target: request_target(&uri.path_and_query),
             host: wire_safe(&uri.authority()),
-            key: new_key(),
+            key: new_key()?,
             protocols: Vec::new(),
             extensions: Vec::new(),
             headers: Vec::new(),
-        }
+        })
     }
 
     /// Requests `path_and_query` instead of the URI's (after a route rewrote it).
@@ -348,6 +351,7 @@ mod tests {
 
     fn offering() -> UpgradeRequest {
         UpgradeRequest::new(&uri())
+            .unwrap()
             .with_protocols(&["mqtt".into(), "v12.stomp".into()])
             .with_extensions(&["permessage-deflate; client_max_window_bits".into()])
     }
@@ -451,7 +455,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let plain = UpgradeRequest::new(&uri());
+        let plain = UpgradeRequest::new(&uri()).unwrap();
         let accepted = parse(&plain, &answer(&plain, None, None)).unwrap();
         assert!(matches!(
             accepted,
@@ -480,7 +484,7 @@ mod tests {
     #[test]
     fn a_wrong_missing_or_repeated_accept_is_a_mismatch() {
         let request = offering();
-        let other = UpgradeRequest::new(&uri());
+        let other = UpgradeRequest::new(&uri()).unwrap();
         assert_ne!(request.key(), other.key());
         let err = parse(&other, &answer(&request, None, None)).unwrap_err();
         assert_eq!((err.clone(), err.status()), (AcceptMismatch, 502));
@@ -543,7 +547,7 @@ mod tests {
             (err.clone(), err.status()),
             (UnofferedExtension("x-zip; level=9".into()), 502)
         );
-        let none_offered = UpgradeRequest::new(&uri());
+        let none_offered = UpgradeRequest::new(&uri()).unwrap();
         assert_eq!(
             parse(&none_offered, &answer(&none_offered, Some("mqtt"), None)),
             Err(UnofferedProtocol("mqtt".into()))
@@ -686,6 +690,7 @@ mod tests {
     #[test]
     fn builder_input_cannot_break_the_request() {
         let request = UpgradeRequest::new(&uri())
+            .unwrap()
             .with_target("chat room\r\nX-Injected: 1?q=\u{e9}")
             .with_host("evil\r\nX-Injected: 2")
             .with_protocols(&["ok".into(), "two words".into(), "a,b".into(), String::new()])
@@ -718,7 +723,7 @@ mod tests {
             port: 80,
             path_and_query: String::new(),
         };
-        let text = String::from_utf8(encoded(&UpgradeRequest::new(&odd))).unwrap();
+        let text = String::from_utf8(encoded(&UpgradeRequest::new(&odd).unwrap())).unwrap();
         assert!(
             text.starts_with("GET / HTTP/1.1\r\nHost: h%0A\r\n"),
             "{text}"
@@ -735,6 +740,7 @@ mod tests {
             ("", b"v"),
         ] {
             let err = UpgradeRequest::new(&uri())
+                .unwrap()
                 .with_header(name, value)
                 .unwrap_err();
             assert_eq!(err, InvalidHeader { name: name.into() });
@@ -743,10 +749,20 @@ mod tests {
 
     #[test]
     fn keys_are_fresh_and_valid() {
-        let a = UpgradeRequest::new(&uri());
-        let b = UpgradeRequest::new(&uri());
+        let a = UpgradeRequest::new(&uri()).unwrap();
+        let b = UpgradeRequest::new(&uri()).unwrap();
         assert_ne!(a.key(), b.key());
         assert!(crate::accept::is_valid_key(a.key()));
+    }
+
+    #[test]
+    fn no_request_without_a_random_key() {
+        let failing = wsrelay_codec::random::fault::fail_on_this_thread();
+        let err = UpgradeRequest::new(&uri()).unwrap_err();
+        assert!(matches!(err, Randomness(_)), "{err:?}");
+        assert_eq!(err.status(), 500);
+        drop(failing);
+        assert!(UpgradeRequest::new(&uri()).is_ok());
     }
 
     #[test]

@@ -79,15 +79,20 @@ pub enum HandshakeError {
     /// The upstream accepted an extension that was not offered (502, RFC 6455 §4.1).
     #[error("upstream accepted extension {0:?}, which was not offered")]
     UnofferedExtension(String),
+    /// The OS random source failed, so no `Sec-WebSocket-Key` could be drawn for the upstream
+    /// request (500: the proxy's own failure; the upstream is not contacted with a guessable key).
+    #[error("cannot make a Sec-WebSocket-Key: {0}")]
+    Randomness(#[from] wsrelay_codec::RandomError),
 }
 
 impl HandshakeError {
     /// The HTTP status to answer the proxy's client with: 4xx for the client's own mistakes,
-    /// 502 for everything that went wrong on the upstream side.
+    /// 502 for everything that went wrong on the upstream side, 500 for the proxy's own.
     pub fn status(&self) -> u16 {
         use HandshakeError::*;
         match self {
             HeaderTooLarge { .. } => 431,
+            Randomness(_) => 500,
             MethodNotAllowed(_) => 405,
             UnsupportedVersion(_) => 426,
             MalformedResponse(_)
@@ -137,6 +142,12 @@ impl HandshakeError {
 mod tests {
     use super::HandshakeError::*;
 
+    /// The error a failing OS random source gives (made to fail for this test only).
+    fn random_failure() -> wsrelay_codec::RandomError {
+        let _failing = wsrelay_codec::random::fault::fail_on_this_thread();
+        wsrelay_codec::random::masking_key().unwrap_err()
+    }
+
     #[test]
     fn every_variant_has_its_status() {
         let cases = [
@@ -167,6 +178,7 @@ mod tests {
             (AcceptMismatch, 502),
             (UnofferedProtocol("x".into()), 502),
             (UnofferedExtension("x".into()), 502),
+            (Randomness(random_failure()), 500),
         ];
         for (error, status) in cases {
             assert_eq!(error.status(), status, "{error:?}");

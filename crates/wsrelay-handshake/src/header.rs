@@ -1,6 +1,7 @@
 //! What both sides of the handshake share: header lines, the limits on a header block, the
 //! outcome of an incremental parse, and the token-list syntax of RFC 9110 §5.6.1.
 
+use crate::grammar::{is_value_byte, shown_name, validate_header};
 use crate::HandshakeError;
 
 /// Outcome of an incremental parse: wait for more bytes, or a value and the bytes it used.
@@ -100,15 +101,10 @@ pub(crate) fn offending_header(buf: &[u8]) -> String {
         .find_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
             let (name, value) = line.split_at(colon);
-            let bad = !value.iter().all(|&b| crate::policy::is_value_byte(b));
+            let bad = !value.iter().all(|&b| is_value_byte(b));
             bad.then(|| shown_name(name))
         })
         .unwrap_or_default()
-}
-
-/// A header name for an error message: lossy UTF-8, at most 64 characters.
-pub(crate) fn shown_name(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).chars().take(64).collect()
 }
 
 /// Copies httparse headers into owned ones, checking names and values once more.
@@ -116,7 +112,7 @@ pub(crate) fn own_headers(headers: &[httparse::Header<'_>]) -> Result<Vec<Header
     headers
         .iter()
         .map(|h| {
-            crate::policy::validate_header(h.name, h.value)?;
+            validate_header(h.name, h.value)?;
             Ok(Header {
                 name: h.name.to_owned(),
                 value: h.value.to_vec(),

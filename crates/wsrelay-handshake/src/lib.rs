@@ -53,7 +53,7 @@
 //! };
 //!
 //! let uri: WsUri = "ws://127.0.0.1:9000/feed".parse()?;
-//! let request = UpgradeRequest::new(&uri)
+//! let request = UpgradeRequest::new(&uri)?
 //!     .with_target("/feed/prices?since=0")
 //!     .with_protocols(&["mqtt".to_owned()])
 //!     .with_header("X-Request-Id", b"42")?;
@@ -92,6 +92,7 @@
 mod accept;
 mod client;
 mod error;
+mod grammar;
 mod header;
 mod host;
 mod policy;
@@ -103,11 +104,11 @@ mod uri;
 pub use accept::accept_key;
 pub use client::{extension_name, UpgradeRequest, UpstreamResponse};
 pub use error::HandshakeError;
+pub use grammar::validate_header;
 pub use header::{split_list, Header, Limits, ListItems, Parsed};
 pub use host::{canonical_host, Authority, HostError};
 pub use policy::{
-    forward_request_headers, forward_response_headers, is_hop_by_hop, validate_header,
-    ForwardContext,
+    forward_request_headers, forward_response_headers, is_hop_by_hop, ForwardContext,
 };
 pub use request::{parse_upgrade_request, RequestHead, WebSocketRequest};
 pub use response::{

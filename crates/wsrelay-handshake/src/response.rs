@@ -3,7 +3,8 @@
 //! The writers never emit a header that could split the response: a header whose name is not a
 //! token or whose value holds CR, LF or NUL is left out (see [`validate_header`]).
 
-use crate::policy::{is_hop_by_hop, validate_header};
+use crate::grammar::{is_value_byte, validate_header};
+use crate::policy::is_hop_by_hop;
 use crate::Header;
 
 /// The standard reason phrase for `status` (RFC 9110 §15, RFC 6585), or "Unknown".
@@ -148,7 +149,7 @@ pub fn write_relayed_response(
     headers: &[Header],
     body: &[u8],
 ) {
-    let printable = reason.bytes().all(crate::policy::is_value_byte);
+    let printable = reason.bytes().all(is_value_byte);
     let reason = if reason.is_empty() || !printable {
         reason_phrase(status)
     } else {

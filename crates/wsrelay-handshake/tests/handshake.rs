@@ -40,6 +40,7 @@ fn gateway_flow_end_to_end() {
     };
     let upstream = WsUri::parse("ws://10.0.0.5:8080/backend").unwrap();
     let mut request = UpgradeRequest::new(&upstream)
+        .unwrap()
         .with_target(&format!("/backend{}", head.target))
         .with_protocols(&ws.protocols)
         .with_extensions(&ws.extensions);
@@ -129,7 +130,7 @@ fn gateway_flow_end_to_end() {
 /// the declared length.
 #[test]
 fn error_responses_are_well_formed_http() {
-    let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap());
+    let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap()).unwrap();
     let errors = [
         HandshakeError::HeaderTooLarge {
             limit: 100,
@@ -208,7 +209,7 @@ proptest! {
         if let Ok(Parsed::Complete { consumed, .. }) = parse_upgrade_request(&bytes, &limits) {
             prop_assert!(consumed <= bytes.len());
         }
-        let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap());
+        let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap()).unwrap();
         match request.parse_response(&bytes, &limits) {
             Ok(Parsed::Complete { value, consumed }) => {
                 prop_assert!(consumed <= bytes.len());
@@ -266,6 +267,7 @@ proptest! {
         extensions in proptest::collection::vec(".{0,20}", 0..4),
     ) {
         let request = UpgradeRequest::new(&WsUri::parse("ws://h/").unwrap())
+            .unwrap()
             .with_target(&target)
             .with_host(&host)
             .with_protocols(&protocols)
@@ -290,7 +292,9 @@ fn an_extension_offer_with_a_control_character_never_reaches_the_wire() {
     // Found by the builder proptest: "A;\x7f" passed the builder's header check (which then
     // refused only CR, LF and NUL) but not our own request parser.
     let uri = WsUri::parse("ws://h/").unwrap();
-    let request = UpgradeRequest::new(&uri).with_extensions(&["A;\u{7f}".to_owned()]);
+    let request = UpgradeRequest::new(&uri)
+        .unwrap()
+        .with_extensions(&["A;\u{7f}".to_owned()]);
     let mut wire = Vec::new();
     request.encode(&mut wire);
     assert!(

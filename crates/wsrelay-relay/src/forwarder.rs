@@ -17,10 +17,10 @@ pub struct ForwarderConfig {
     pub role: Role,
     /// RSV bits the negotiated extension allows on the first frame of a message ([`RSV1`] for permessage-deflate).
     pub allowed_rsv: u8,
-    /// Largest frame payload accepted; `u64::MAX` for no limit.
-    pub max_frame_size: u64,
-    /// Largest message (sum of its fragments) accepted; `u64::MAX` for no limit.
-    pub max_message_size: u64,
+    /// Largest frame payload accepted; `None` for no limit (1009 beyond it).
+    pub max_frame_size: Option<u64>,
+    /// Largest message (sum of its fragments) accepted; `None` for no limit (1009 beyond it).
+    pub max_message_size: Option<u64>,
     /// Validate UTF-8 of uncompressed text messages as they stream through.
     pub validate_utf8: bool,
 }
@@ -31,8 +31,8 @@ impl ForwarderConfig {
         ForwarderConfig {
             role,
             allowed_rsv: 0,
-            max_frame_size: u64::MAX,
-            max_message_size: u64::MAX,
+            max_frame_size: None,
+            max_message_size: None,
             validate_utf8: true,
         }
     }
@@ -203,7 +203,7 @@ impl Forwarder {
 
     /// Changes the largest message accepted (1009 beyond it), e.g. for aggregation.
     pub(crate) fn set_max_message_size(&mut self, limit: u64) {
-        self.config.max_message_size = limit;
+        self.config.max_message_size = Some(limit);
     }
 
     /// True between frames (the destination may take an injected control frame).
@@ -458,18 +458,19 @@ impl Forwarder {
         if header.opcode.is_control() {
             return Ok(());
         }
-        if header.payload_len > self.config.max_frame_size {
+        if let Some(limit) = self
+            .config
+            .max_frame_size
+            .filter(|&l| header.payload_len > l)
+        {
             return Err(Violation::FrameTooBig {
                 size: header.payload_len,
-                limit: self.config.max_frame_size,
+                limit,
             });
         }
         let size = size_so_far.saturating_add(header.payload_len);
-        if size > self.config.max_message_size {
-            return Err(Violation::MessageTooBig {
-                size,
-                limit: self.config.max_message_size,
-            });
+        if let Some(limit) = self.config.max_message_size.filter(|&l| size > l) {
+            return Err(Violation::MessageTooBig { size, limit });
         }
         Ok(())
     }

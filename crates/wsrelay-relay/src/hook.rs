@@ -18,7 +18,7 @@
 //!   breaks the frame already under way: the relay closes both sides with 1011 instead.
 //! - **With [`RelayOptions::aggregate_fragments`](crate::RelayOptions::aggregate_fragments)**,
 //!   data frames are collected into whole messages (at most the direction's
-//!   `max_message_size`, [`DEFAULT_AGGREGATE_LIMIT`] when that is unlimited; 1009 beyond it)
+//!   `max_message_size`, [`DEFAULT_AGGREGATE_LIMIT`] when that is `None`; 1009 beyond it)
 //!   and the hook sees each message once, with its first frame's opcode and RSV bits. The
 //!   message leaves as one frame.
 //!
@@ -69,9 +69,11 @@ use wsrelay_codec::{is_valid_close_code, CloseFrame, OpCode};
 
 use crate::Side;
 
-/// Largest message collected for a hook with `aggregate_fragments` on, when the direction's
-/// `max_message_size` is unlimited: aggregation holds whole messages in memory, so it is
-/// always bounded.
+/// Largest message collected for a hook with `aggregate_fragments` on when the direction's
+/// `max_message_size` is `None` ("no limit"): aggregation holds whole messages in memory, so
+/// it is always bounded. "No limit" thus means no limit for the plain relay and for hooks
+/// that see fragments, and this limit for a hook that sees whole messages; a limit that is
+/// set always wins, larger or smaller.
 pub const DEFAULT_AGGREGATE_LIMIT: u64 = 1 << 20;
 
 /// Code called for every frame (or message, or chunk) a relay passes; see the [module docs](self).

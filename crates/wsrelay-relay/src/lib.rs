@@ -23,6 +23,11 @@
 //! A violation found inside a frame that was partly forwarded already leaves the other stream
 //! mid-frame, where no close frame can follow: that connection is shut down without one.
 //!
+//! When the OS random source fails as the relay needs a masking key (towards the upstream) or a
+//! keep-alive token, nothing predictable is sent instead: the client gets close 1011, the
+//! upstream too if a key for that close can still be drawn (else it is shut down without a
+//! close), and the outcome ends with [`EndReason::RandomSource`]. See [`wsrelay_codec::random`].
+//!
 //! ## Frame hooks and keep-alive
 //!
 //! [`Relay::with_hook`] shows every frame to a [`FrameHook`] that may forward, rewrite, drop it
@@ -71,7 +76,7 @@
 //! ```no_run
 //! # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
 //! use wsrelay_relay::{Relay, RelayOptions};
-//! let options = RelayOptions { client_max_message_size: 1 << 20, ..RelayOptions::default() };
+//! let options = RelayOptions { client_max_message_size: Some(1 << 20), ..RelayOptions::default() };
 //! let outcome = Relay::new(client, upstream, &options)
 //!     .with_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
 //!     .run()
@@ -85,11 +90,13 @@
 mod error;
 pub mod forwarder;
 pub mod hook;
+mod keep_alive;
 mod options;
 mod outcome;
 mod pool;
 mod pump;
 mod relay;
+mod side;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};

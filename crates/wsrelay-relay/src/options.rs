@@ -3,19 +3,26 @@
 use std::time::Duration;
 
 /// How a connection is relayed. `Default` gives strict checking, no size limits, 64 KiB buffers.
+///
+/// "No limit" is spelled `None` throughout: for the four size limits as for `idle_timeout` and
+/// `keep_alive`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayOptions {
     /// Bytes buffered per direction; the most a connection holds whatever the traffic
     /// (at least 256, so a whole control frame fits).
     pub buffer_size: usize,
-    /// Largest frame payload accepted from the client; `u64::MAX` for no limit (1009 beyond it).
-    pub client_max_frame_size: u64,
-    /// Largest frame payload accepted from the upstream; `u64::MAX` for no limit.
-    pub upstream_max_frame_size: u64,
-    /// Largest message accepted from the client; `u64::MAX` for no limit (1009 beyond it).
-    pub client_max_message_size: u64,
-    /// Largest message accepted from the upstream; `u64::MAX` for no limit.
-    pub upstream_max_message_size: u64,
+    /// Largest frame payload accepted from the client, in bytes; `None` (the default) for no
+    /// limit. A larger frame fails the client with 1009 (RFC 6455 §7.4.1).
+    pub client_max_frame_size: Option<u64>,
+    /// Largest frame payload accepted from the upstream, in bytes; `None` (the default) for no
+    /// limit. A larger frame fails the upstream with 1009.
+    pub upstream_max_frame_size: Option<u64>,
+    /// Largest message (the sum of its fragments) accepted from the client, in bytes; `None`
+    /// (the default) for no limit. A larger message fails the client with 1009.
+    pub client_max_message_size: Option<u64>,
+    /// Largest message (the sum of its fragments) accepted from the upstream, in bytes; `None`
+    /// (the default) for no limit. A larger message fails the upstream with 1009.
+    pub upstream_max_message_size: Option<u64>,
     /// Validate UTF-8 of text messages in both directions (uncompressed ones only).
     pub validate_utf8: bool,
     /// RSV bits the negotiated extensions allow (`wsrelay_codec::RSV1` for permessage-deflate).
@@ -31,9 +38,10 @@ pub struct RelayOptions {
     /// upstream) with an 8-byte payload chosen per connection; the pong that answers it is
     /// absorbed, not forwarded, while other pongs pass.
     pub keep_alive: Option<Duration>,
-    /// With a frame hook: show it whole messages (at most the direction's `max_message_size`,
-    /// or [`DEFAULT_AGGREGATE_LIMIT`](crate::hook::DEFAULT_AGGREGATE_LIMIT) if that is
-    /// unlimited; 1009 beyond) instead of fragments. No effect without a hook.
+    /// With a frame hook: show it whole messages instead of fragments. No effect without a hook.
+    /// Aggregation holds a whole message in memory, so it is always bounded: by the direction's
+    /// `max_message_size`, or by [`DEFAULT_AGGREGATE_LIMIT`](crate::hook::DEFAULT_AGGREGATE_LIMIT)
+    /// where that is `None` (1009 beyond either).
     pub aggregate_fragments: bool,
 }
 
@@ -41,10 +49,10 @@ impl Default for RelayOptions {
     fn default() -> RelayOptions {
         RelayOptions {
             buffer_size: 64 * 1024,
-            client_max_frame_size: u64::MAX,
-            upstream_max_frame_size: u64::MAX,
-            client_max_message_size: u64::MAX,
-            upstream_max_message_size: u64::MAX,
+            client_max_frame_size: None,
+            upstream_max_frame_size: None,
+            client_max_message_size: None,
+            upstream_max_message_size: None,
             validate_utf8: true,
             allowed_rsv: 0,
             close_timeout: Duration::from_secs(5),

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use wsrelay_codec::RandomError;
+
 use crate::Violation;
 
 /// One of the two peers of a relayed connection.
@@ -84,6 +86,14 @@ pub enum EndReason {
     },
     /// The relay was asked to shut down; both sides got 1001.
     Shutdown,
+    /// The OS random source failed when the relay needed a masking key or a keep-alive token
+    /// (see [`wsrelay_codec::random`]): rather than send a predictable one, the relay closed both
+    /// sides with 1011 (a side whose close could not be masked either was shut down without one).
+    /// Named whatever else happened, as the failure an operator must see.
+    RandomSource {
+        /// What the random source reported.
+        error: RandomError,
+    },
 }
 
 /// The report of a finished relay, for logs and metrics.

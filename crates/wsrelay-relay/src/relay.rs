@@ -7,11 +7,14 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, Sleep};
 use wsrelay_codec::close::code;
+use wsrelay_codec::RandomError;
 use wsrelay_codec::Role;
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
+use crate::keep_alive::KeepAlive;
 use crate::pump::{Pump, PumpEvent};
+use crate::side::{PerSide, SIDES};
 use crate::{CloseInfo, EndReason, RelayOptions, RelayOutcome, Side};
 
 /// Smallest buffer: a whole control frame must fit, with room for a following header.
@@ -29,8 +32,8 @@ pub struct Relay<C, U, H = NoHook> {
     client: C,
     upstream: U,
     options: RelayOptions,
-    c2u: Pump,
-    u2c: Pump,
+    /// The pump reading each side (and writing to the other).
+    pumps: PerSide<Pump>,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     hook: H,
 }
@@ -64,8 +67,10 @@ where
             client,
             upstream,
             options: options.clone(),
-            c2u: Pump::new(Forwarder::new(from_client), Side::Client, buffer, true),
-            u2c: Pump::new(Forwarder::new(from_upstream), Side::Upstream, buffer, false),
+            pumps: PerSide::new(
+                Pump::new(Forwarder::new(from_client), Side::Client, buffer),
+                Pump::new(Forwarder::new(from_upstream), Side::Upstream, buffer),
+            ),
             shutdown: None,
             hook: NoHook,
         }
@@ -98,29 +103,27 @@ where
             client,
             upstream,
             options,
-            mut c2u,
-            mut u2c,
+            mut pumps,
             shutdown,
             hook: _,
         } = self;
         if H2::ENABLED {
-            let limit = |l: u64| {
-                if l == u64::MAX {
-                    DEFAULT_AGGREGATE_LIMIT
-                } else {
-                    l
-                }
-            };
+            // "No limit" is bounded for aggregation, which holds whole messages in memory.
+            let limit = |l: Option<u64>| l.unwrap_or(DEFAULT_AGGREGATE_LIMIT);
             let aggregate = options.aggregate_fragments;
-            c2u.enable_hook(aggregate, limit(options.client_max_message_size));
-            u2c.enable_hook(aggregate, limit(options.upstream_max_message_size));
+            let max_message = PerSide::new(
+                options.client_max_message_size,
+                options.upstream_max_message_size,
+            );
+            for side in SIDES {
+                pumps[side].enable_hook(aggregate, limit(max_message[side]));
+            }
         }
         Relay {
             client,
             upstream,
             options,
-            c2u,
-            u2c,
+            pumps,
             shutdown,
             hook,
         }
@@ -128,13 +131,13 @@ where
 
     /// Bytes the client sent right behind its handshake, already read: relayed first, never lost.
     pub fn client_preread(mut self, bytes: &[u8]) -> Self {
-        self.c2u.preload(bytes);
+        self.pumps[Side::Client].preload(bytes);
         self
     }
 
     /// Bytes the upstream sent right behind its 101 response, already read.
     pub fn upstream_preread(mut self, bytes: &[u8]) -> Self {
-        self.u2c.preload(bytes);
+        self.pumps[Side::Upstream].preload(bytes);
         self
     }
 
@@ -156,20 +159,13 @@ where
             .options
             .keep_alive
             .filter(|t| !t.is_zero())
-            .map(|interval| {
-                let token = [random_token(), random_token()];
-                // Pongs from a side answer the pings sent to it.
-                relay.c2u.forwarder_mut().absorb_pongs(token[0]);
-                relay.u2c.forwarder_mut().absorb_pongs(token[1]);
-                KeepAlive {
-                    interval,
-                    timer: Box::pin(sleep_until(now + interval)),
-                    last_heard: [now; 2],
-                    last_ping: [now; 2],
-                    token,
-                }
-            });
-        Running {
+            .map(|interval| KeepAlive::start(interval, now, &mut relay.pumps))
+            .transpose();
+        let (keep_alive, failure) = match keep_alive {
+            Ok(keep_alive) => (keep_alive, None),
+            Err(error) => (None, Some(error)),
+        };
+        let mut running = Running {
             relay,
             keep_alive,
             stage: Stage::Relaying,
@@ -179,10 +175,13 @@ where
             close_deadline: None,
             end: None,
             first_close: None,
-            client_close: None,
-            upstream_close: None,
+            closes: PerSide::default(),
             close_timed_out: false,
+        };
+        if let Some(error) = failure {
+            running.random_failed(error);
         }
+        running
     }
 }
 
@@ -218,23 +217,6 @@ enum Stage {
     Draining,
 }
 
-/// Keep-alive pings: per side (client, upstream), when it was last heard from and last pinged.
-struct KeepAlive {
-    interval: std::time::Duration,
-    timer: Pin<Box<Sleep>>,
-    last_heard: [Instant; 2],
-    last_ping: [Instant; 2],
-    /// The payload of the pings sent to each side.
-    token: [[u8; 8]; 2],
-}
-
-/// An 8-byte ping payload that no peer can guess, so only the answer to our ping matches it.
-fn random_token() -> [u8; 8] {
-    let mut token = *b"wsrelay!";
-    let _ = getrandom::fill(&mut token);
-    token
-}
-
 struct Running<C, U, H> {
     relay: Relay<C, U, H>,
     keep_alive: Option<KeepAlive>,
@@ -245,8 +227,8 @@ struct Running<C, U, H> {
     close_deadline: Option<Pin<Box<Sleep>>>,
     end: Option<EndReason>,
     first_close: Option<Side>,
-    client_close: Option<CloseInfo>,
-    upstream_close: Option<CloseInfo>,
+    /// The close frame each side sent, if any.
+    closes: PerSide<Option<CloseInfo>>,
     close_timed_out: bool,
 }
 
@@ -258,10 +240,7 @@ where
 {
     /// The pump that reads from `side`.
     fn reader_of(&mut self, side: Side) -> &mut Pump {
-        match side {
-            Side::Client => &mut self.relay.c2u,
-            Side::Upstream => &mut self.relay.u2c,
-        }
+        &mut self.relay.pumps[side]
     }
 
     /// The pump that writes to `side`.
@@ -290,22 +269,18 @@ where
                     code: payload.code(),
                     reason: payload.reason().to_owned(),
                 };
-                match from {
-                    Side::Client => self.client_close = Some(info),
-                    Side::Upstream => self.upstream_close = Some(info),
-                }
+                self.closes[from] = Some(info);
                 self.first_close.get_or_insert(from);
                 self.start_close_timer();
             }
             PumpEvent::Violation(violation) => {
                 let reason = violation.to_string();
-                self.writer_to(from)
-                    .inject_close(violation.close_code(), &reason);
+                self.inject_close(from, violation.close_code(), &reason);
                 let (code, why) = match from {
                     Side::Client => (code::GOING_AWAY, "client broke the protocol"),
                     Side::Upstream => (code::BAD_GATEWAY, "upstream broke the protocol"),
                 };
-                self.writer_to(from.other()).inject_close(code, why);
+                self.inject_close(from.other(), code, why);
                 self.set_end(EndReason::Violation {
                     side: from,
                     violation,
@@ -313,11 +288,7 @@ where
                 self.start_close_timer();
             }
             PumpEvent::SourceEnded(error) => {
-                let closed = match from {
-                    Side::Client => self.client_close.is_some(),
-                    Side::Upstream => self.upstream_close.is_some(),
-                };
-                if !closed {
+                if self.closes[from].is_none() {
                     self.vanished(from, error);
                 }
             }
@@ -331,14 +302,11 @@ where
                         code: payload.code(),
                         reason: payload.reason().to_owned(),
                     };
-                    match from {
-                        Side::Client => self.client_close = Some(info),
-                        Side::Upstream => self.upstream_close = Some(info),
-                    }
+                    self.closes[from] = Some(info);
                     self.first_close.get_or_insert(from);
                 }
-                self.writer_to(from).inject_close(code, &reason);
-                self.writer_to(from.other()).inject_close(code, &reason);
+                self.inject_close(from, code, &reason);
+                self.inject_close(from.other(), code, &reason);
                 self.set_end(EndReason::Hook { side: from, code });
                 self.start_close_timer();
             }
@@ -347,7 +315,33 @@ where
                 self.reader_of(gone).stop_reading();
                 self.vanished(gone, Some(kind));
             }
+            PumpEvent::RandomFailed(error) => self.random_failed(error),
         }
+    }
+
+    /// Queues a close frame for `to`; a close that cannot be masked for lack of randomness
+    /// ends the connection as [`random_failed`](Self::random_failed) says.
+    fn inject_close(&mut self, to: Side, code: u16, why: &str) {
+        if let Err(error) = self.writer_to(to).inject_close(code, why) {
+            self.random_failed(error);
+        }
+    }
+
+    /// The OS random source failed when a masking key or a ping token was needed (see
+    /// [`wsrelay_codec::random`]): never sending a predictable one, the relay ends the
+    /// connection with 1011 to both sides (a side whose close cannot be masked either is shut
+    /// down without one) and the outcome names the failure, whatever else happened.
+    fn random_failed(&mut self, error: RandomError) {
+        if !matches!(self.end, Some(EndReason::RandomSource { .. })) {
+            self.end = Some(EndReason::RandomSource { error });
+        }
+        for side in SIDES {
+            // On a second failure the pump has abandoned that side already: nothing to add.
+            let _ = self
+                .writer_to(side)
+                .inject_close(code::INTERNAL_ERROR, "relay has no random source");
+        }
+        self.start_close_timer();
     }
 
     /// `side` went away without a close: the other side gets a close frame saying so.
@@ -357,15 +351,16 @@ where
             Side::Client => (code::GOING_AWAY, "client went away"),
             Side::Upstream => (code::BAD_GATEWAY, "upstream went away"),
         };
-        self.writer_to(side.other()).inject_close(code, why);
+        self.inject_close(side.other(), code, why);
         self.set_end(EndReason::Vanished { side, error });
         self.start_close_timer();
     }
 
     /// The relay itself ends the connection (shutdown, idle): 1001 to both sides.
     fn close_both(&mut self, reason: EndReason, why: &str) {
-        self.relay.c2u.inject_close(code::GOING_AWAY, why);
-        self.relay.u2c.inject_close(code::GOING_AWAY, why);
+        for side in SIDES {
+            self.inject_close(side, code::GOING_AWAY, why);
+        }
         self.set_end(reason);
         self.start_close_timer();
     }
@@ -374,16 +369,14 @@ where
     /// written; or neither side can be written to any more (both abandoned, e.g. one vanished
     /// and the other was left mid-frame), so reading on would serve nothing.
     fn settled(&self) -> bool {
-        let (c2u, u2c) = (&self.relay.c2u, &self.relay.u2c);
-        if c2u.destination_abandoned() && u2c.destination_abandoned() {
+        let pumps = &self.relay.pumps;
+        if SIDES.iter().all(|&s| pumps[s].destination_abandoned()) {
             return true;
         }
-        !c2u.reading()
-            && !u2c.reading()
-            && c2u.destination_settled()
-            && u2c.destination_settled()
-            && c2u.idle_output()
-            && u2c.idle_output()
+        SIDES.iter().all(|&s| {
+            let pump = &pumps[s];
+            !pump.reading() && pump.destination_settled() && pump.idle_output()
+        })
     }
 
     fn outcome(&mut self) -> RelayOutcome {
@@ -392,12 +385,12 @@ where
         });
         RelayOutcome {
             end,
-            client_close: self.client_close.take(),
-            upstream_close: self.upstream_close.take(),
-            sent_to_client: self.relay.u2c.injected.take(),
-            sent_to_upstream: self.relay.c2u.injected.take(),
-            client_to_upstream: self.relay.c2u.traffic,
-            upstream_to_client: self.relay.u2c.traffic,
+            client_close: self.closes[Side::Client].take(),
+            upstream_close: self.closes[Side::Upstream].take(),
+            sent_to_client: self.writer_to(Side::Client).injected.take(),
+            sent_to_upstream: self.writer_to(Side::Upstream).injected.take(),
+            client_to_upstream: self.reader_of(Side::Client).traffic,
+            upstream_to_client: self.reader_of(Side::Upstream).traffic,
             close_timed_out: self.close_timed_out,
             duration: self.started.elapsed(),
         }
@@ -407,7 +400,7 @@ where
     fn poll_relaying(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             let relay = &mut self.relay;
-            let c2u = relay.c2u.poll_io(
+            let c2u = relay.pumps[Side::Client].poll_io(
                 cx,
                 Pin::new(&mut relay.client),
                 Pin::new(&mut relay.upstream),
@@ -418,7 +411,7 @@ where
                 continue;
             }
             let relay = &mut self.relay;
-            let u2c = relay.u2c.poll_io(
+            let u2c = relay.pumps[Side::Upstream].poll_io(
                 cx,
                 Pin::new(&mut relay.upstream),
                 Pin::new(&mut relay.client),
@@ -450,10 +443,11 @@ where
 
     /// Tracks activity; true when the idle timeout just fired and closing began.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
-        let (c2u, u2c) = (&mut self.relay.c2u, &mut self.relay.u2c);
-        if c2u.active || u2c.active {
-            c2u.active = false;
-            u2c.active = false;
+        let pumps = &mut self.relay.pumps;
+        if SIDES.iter().any(|&s| pumps[s].active) {
+            for side in SIDES {
+                pumps[side].active = false;
+            }
             self.last_activity = Instant::now();
         }
         let (Some(timer), Some(limit)) = (self.idle.as_mut(), self.relay.options.idle_timeout)
@@ -472,45 +466,20 @@ where
         self.idle_fire()
     }
 
-    /// Sends a ping to each side that has been quiet for the keep-alive interval (and was not
-    /// pinged within it); true if one was queued. Nothing is sent once closing began.
+    /// Keep-alive pings for quiet sides; true if one was queued. None once closing began.
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(ka) = self.keep_alive.as_mut() else {
             return false;
         };
-        let now = Instant::now();
-        let pumps = [&mut self.relay.c2u, &mut self.relay.u2c];
-        for (i, pump) in pumps.into_iter().enumerate() {
-            if std::mem::take(&mut pump.heard) {
-                ka.last_heard[i] = now;
-            }
-        }
+        ka.note_heard(&mut self.relay.pumps);
         if self.close_deadline.is_some() {
             return false;
         }
-        let mut fired = false;
-        loop {
-            let now = Instant::now();
-            let mut next = now + ka.interval;
-            for i in 0..2 {
-                let mut due = ka.last_heard[i].max(ka.last_ping[i]) + ka.interval;
-                if due <= now {
-                    // The pump writing to the client is u2c; to the upstream, c2u.
-                    let writer = if i == 0 {
-                        &mut self.relay.u2c
-                    } else {
-                        &mut self.relay.c2u
-                    };
-                    writer.inject_ping(ka.token[i]);
-                    ka.last_ping[i] = now;
-                    due = now + ka.interval;
-                    fired = true;
-                }
-                next = next.min(due);
-            }
-            ka.timer.as_mut().reset(next);
-            if ka.timer.as_mut().poll(cx).is_pending() {
-                return fired;
+        match ka.poll_ping(cx, &mut self.relay.pumps) {
+            Ok(fired) => fired,
+            Err(error) => {
+                self.random_failed(error);
+                true
             }
         }
     }
@@ -553,8 +522,10 @@ where
                 }
                 Stage::Draining => {
                     let relay = &mut this.relay;
-                    let client = relay.c2u.poll_drain(cx, Pin::new(&mut relay.client));
-                    let upstream = relay.u2c.poll_drain(cx, Pin::new(&mut relay.upstream));
+                    let client =
+                        relay.pumps[Side::Client].poll_drain(cx, Pin::new(&mut relay.client));
+                    let upstream =
+                        relay.pumps[Side::Upstream].poll_drain(cx, Pin::new(&mut relay.upstream));
                     if client.is_ready() && upstream.is_ready() {
                         return Poll::Ready(this.outcome());
                     }

@@ -280,7 +280,7 @@ async fn aggregation_shows_whole_messages_and_bounds_them_with_1009() {
     let log = seen.clone();
     let options = RelayOptions {
         aggregate_fragments: true,
-        client_max_message_size: 100_000,
+        client_max_message_size: Some(100_000),
         buffer_size: 4096,
         ..RelayOptions::default()
     };

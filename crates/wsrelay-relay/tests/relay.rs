@@ -217,8 +217,8 @@ async fn client_protocol_violations_get_rfc_close_codes() {
 #[tokio::test]
 async fn size_limits_give_1009() {
     let options = RelayOptions {
-        client_max_frame_size: 10,
-        client_max_message_size: 15,
+        client_max_frame_size: Some(10),
+        client_max_message_size: Some(15),
         ..RelayOptions::default()
     };
     let outcome = client_violation(

@@ -129,10 +129,10 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
         a.relay,
         RelayOptions {
             buffer_size: 4096,
-            client_max_frame_size: 10,
-            upstream_max_frame_size: 10,
-            client_max_message_size: 20,
-            upstream_max_message_size: 20,
+            client_max_frame_size: Some(10),
+            upstream_max_frame_size: Some(10),
+            client_max_message_size: Some(20),
+            upstream_max_message_size: Some(20),
             validate_utf8: false,
             allowed_rsv: 0,
             close_timeout: Duration::from_secs(2),
@@ -146,10 +146,10 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
         (Duration::from_secs(1), Duration::from_secs(3))
     );
     assert_eq!(b.relay.buffer_size, 512);
-    assert_eq!(b.relay.client_max_frame_size, u64::MAX);
+    assert_eq!(b.relay.client_max_frame_size, None);
     assert_eq!(b.relay.idle_timeout, None);
     assert_eq!(b.relay.keep_alive, None);
-    assert_eq!(b.relay.client_max_message_size, 20);
+    assert_eq!(b.relay.client_max_message_size, Some(20));
     let e = &errors(&format!("{MINIMAL}buffer_size = 100\n"))[0];
     assert!(e.message.contains("below 256"), "{e}");
 }
@@ -267,7 +267,7 @@ fn flags_reach_the_route_and_server_with_the_files_defaults() {
     let (route, plain) = (&config.routes[0], &from_file.routes[0]);
     assert_eq!(route.name, "default");
     assert!(route.matches(None, "/any/path"));
-    assert_eq!(route.relay.client_max_frame_size, 100);
+    assert_eq!(route.relay.client_max_frame_size, Some(100));
     assert!(!route.relay.validate_utf8);
     assert_eq!(route.relay.buffer_size, plain.relay.buffer_size);
     assert_eq!(route.connect_timeout, plain.connect_timeout);
