@@ -142,6 +142,9 @@ fn check_forwarding(head: &RequestHead) {
         client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         secure: true,
         host: head.host(),
+        // Both trust paths, and the RFC 7239 element, from the input's own bits.
+        trusted: head.target.len() % 2 == 0,
+        forwarded: head.headers.len() % 2 == 0,
     };
     let forwarded = forward_request_headers(head, &ctx);
     let mut request = UpgradeRequest::new(&upstream())

@@ -37,6 +37,8 @@ fn gateway_flow_end_to_end() {
         client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)),
         secure: true,
         host: head.host(),
+        trusted: false,
+        forwarded: false,
     };
     let upstream = WsUri::parse("ws://10.0.0.5:8080/backend").unwrap();
     let mut request = UpgradeRequest::new(&upstream)
