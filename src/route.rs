@@ -71,6 +71,9 @@ pub struct Route {
     /// Send the upstream's own authority as `Host` and its origin as `Origin` instead of the
     /// client's (for upstreams that check them).
     pub change_origin: bool,
+    /// Also send the upstream an RFC 7239 `Forwarded` header for this hop (the
+    /// `X-Forwarded-*` ones are always sent).
+    pub forwarded_header: bool,
     /// WebSocket switched on for this route; when off, its requests get 403.
     pub websocket: bool,
     /// Origins allowed to open a WebSocket here (exact, case-insensitive); empty allows all.
@@ -98,6 +101,7 @@ impl Route {
             add_headers: Vec::new(),
             remove_headers: Vec::new(),
             change_origin: false,
+            forwarded_header: defaults::FORWARDED_HEADER,
             websocket: true,
             allowed_origins: Vec::new(),
             extensions: vec![PERMESSAGE_DEFLATE.to_owned()],

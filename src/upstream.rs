@@ -185,6 +185,8 @@ fn upgrade_request(
     let context = ForwardContext {
         client_ip: request.peer.addr.ip(),
         secure: request.peer.secure,
+        trusted: request.peer.trusted,
+        forwarded: route.forwarded_header,
         host: head.host(),
     };
     // A fresh key from the OS random source; if it fails, a 500 and no request (never a

@@ -171,6 +171,59 @@ async fn finding_3_origin_checks_have_no_gaps() {
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
 }
 
+/// Finding 4: forwarding headers are believed from trusted proxies only.
+#[tokio::test]
+async fn finding_4_forwarding_headers_come_from_trusted_peers_only() {
+    let (up, mut up_rx) = recording_upstream(first_protocol).await;
+    let gw = Binary::with_config(
+        &format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\ntrusted_proxies = [\"127.0.0.0/8\"]\n\
+             [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{up}\"\nforwarded_header = true\n"
+        ),
+        2,
+    );
+    let spoof = "X-Forwarded-For: 203.0.113.66\r\nX-Real-IP: 203.0.113.66\r\n\
+                 Forwarded: for=203.0.113.66\r\nX-Forwarded-Proto: https\r\n";
+    // The first listener trusts nobody: every forwarding header is the relay's own.
+    let (head, _) = http_head(gw.addrs[0], &upgrade_request("/", "gw.test", spoof)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (request, _peer) = next_request(&mut up_rx).await;
+    assert_eq!(
+        header_of(&request, "X-Forwarded-For").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        header_of(&request, "X-Forwarded-Proto").as_deref(),
+        Some("http")
+    );
+    assert_eq!(header_of(&request, "X-Real-IP"), None);
+    assert_eq!(
+        header_of(&request, "Forwarded").as_deref(),
+        Some("for=127.0.0.1;host=\"gw.test\";proto=http")
+    );
+    // The second trusts loopback: the lists are extended, the proxy's values kept.
+    let (head, _) = http_head(gw.addrs[1], &upgrade_request("/", "gw.test", spoof)).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (request, _peer) = next_request(&mut up_rx).await;
+    assert_eq!(
+        header_of(&request, "X-Forwarded-For").as_deref(),
+        Some("203.0.113.66, 127.0.0.1")
+    );
+    assert_eq!(
+        header_of(&request, "X-Forwarded-Proto").as_deref(),
+        Some("https")
+    );
+    assert_eq!(
+        header_of(&request, "X-Real-IP").as_deref(),
+        Some("203.0.113.66")
+    );
+    assert_eq!(
+        header_of(&request, "Forwarded").as_deref(),
+        Some("for=203.0.113.66, for=127.0.0.1;host=\"gw.test\";proto=http")
+    );
+}
+
 /// Finding 5: size limits by default; a frame header announcing more is refused (1009) before
 /// any of its payload reaches the upstream.
 #[tokio::test]

@@ -265,9 +265,6 @@ impl Loader<'_> {
                 ),
             }
         }
-        if let Some(forwarded) = l.forwarded_header {
-            edge.forwarded_header = forwarded;
-        }
         edge
     }
 
@@ -372,6 +369,7 @@ impl Loader<'_> {
                 .map(Spanned::into_inner)
                 .collect(),
             change_origin: r.change_origin,
+            forwarded_header: r.forwarded_header.unwrap_or(defaults::FORWARDED_HEADER),
             websocket: r.websocket,
             allowed_origins: r
                 .allowed_origins

@@ -53,8 +53,6 @@ pub struct EdgePolicy {
     /// Peers (load balancers, other proxies) whose `X-Forwarded-*`, `Forwarded` and
     /// `X-Real-IP` headers are believed; from anyone else they are replaced. Empty: nobody.
     pub trusted_proxies: Vec<IpNet>,
-    /// Also send the upstream an RFC 7239 `Forwarded` header.
-    pub forwarded_header: bool,
 }
 
 impl Default for EdgePolicy {
@@ -63,7 +61,6 @@ impl Default for EdgePolicy {
             paths: PathPolicy::default(),
             sni_host_check: defaults::SNI_HOST_CHECK,
             trusted_proxies: Vec::new(),
-            forwarded_header: defaults::FORWARDED_HEADER,
         }
     }
 }

@@ -98,6 +98,7 @@ with_tuning_keys! {
         remove_headers: Vec<Spanned<String>>,
         #[serde(default)]
         change_origin: bool,
+        forwarded_header: Option<bool>,
         #[serde(default = "yes")]
         websocket: bool,
         #[serde(default)]
@@ -122,7 +123,6 @@ pub(super) struct ListenerSection {
     pub(super) sni_host_check: Option<bool>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
-    pub(super) forwarded_header: Option<bool>,
 }
 
 /// `[listeners.tls]`.
