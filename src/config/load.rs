@@ -4,23 +4,21 @@
 //!
 //! The annotated reference is `examples/wsrelay.toml`; the README lists every key.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use regex::Regex;
 use toml::Spanned;
-use wsrelay_handshake::{is_hop_by_hop, validate_header, EscapedSlashes, Limits, WsUri};
+use wsrelay_handshake::{is_hop_by_hop, validate_header, Limits, WsUri};
 use wsrelay_relay::RelayOptions;
 
 use super::diagnostics::{parse_document, Origin, Reporter};
 use super::flags::FlagDocument;
-use super::schema::{Document, ListenerSection, RouteSection, Tuning, UpstreamTlsSection};
-use super::{defaults, EdgePolicy, GatewayConfig, ListenerConfig};
+use super::schema::{Document, RouteSection, Tuning, UpstreamTlsSection};
+use super::{defaults, GatewayConfig};
 use crate::route::{PathMatch, Route, PERMESSAGE_DEFLATE};
-use crate::tls::{self, CertificateFiles, UpstreamTls};
+use crate::tls::{self, UpstreamTls};
 use crate::upstream::Upstream;
 use crate::Error;
 
@@ -165,107 +163,6 @@ impl Loader<'_> {
             limits: Limits::default(),
             workers,
         }
-    }
-
-    fn listener(&mut self, section: &Spanned<ListenerSection>) -> Option<ListenerConfig> {
-        let l = section.get_ref();
-        let address = match l.address.get_ref().parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                self.report.at(
-                    &l.address,
-                    &format!("invalid listen address {:?}: {e}", l.address.get_ref()),
-                    "an IP address and a port: \"0.0.0.0:8080\", \"127.0.0.1:8443\", \"[::]:8080\"",
-                );
-                None
-            }
-        };
-        let tls = match &l.tls {
-            None => None,
-            Some(tls) => {
-                if tls.get_ref().certificates.is_empty() {
-                    self.report.at(
-                        tls,
-                        "TLS listener without certificates",
-                        "add [[listeners.tls.certificates]] with cert_file and key_file",
-                    );
-                    return None;
-                }
-                let before = self.report.count();
-                let files: Vec<CertificateFiles> = tls
-                    .get_ref()
-                    .certificates
-                    .iter()
-                    .map(|c| {
-                        let c = c.get_ref();
-                        CertificateFiles {
-                            cert_file: self.path(&c.cert_file),
-                            key_file: self.path(&c.key_file),
-                            server_names: c.server_names.clone(),
-                        }
-                    })
-                    .collect();
-                if self.report.count() > before {
-                    return None;
-                }
-                match tls::server_config(&files) {
-                    Ok(config) => Some(Arc::new(config)),
-                    Err(e) => {
-                        self.report.at(
-                            tls,
-                            &e.to_string(),
-                            "cert_file is a PEM certificate chain (leaf first), key_file the \
-                             PEM private key of that leaf",
-                        );
-                        return None;
-                    }
-                }
-            }
-        };
-        let edge = self.edge(l);
-        Some(ListenerConfig {
-            address: address?,
-            tls,
-            edge,
-        })
-    }
-
-    /// A listener's request policy: path canonicalisation, the SNI check, trusted proxies.
-    fn edge(&mut self, l: &ListenerSection) -> EdgePolicy {
-        let mut edge = EdgePolicy::default();
-        if let Some(merge) = l.merge_slashes {
-            edge.paths.merge_slashes = merge;
-        }
-        if let Some(action) = &l.escaped_slashes {
-            match action.get_ref().as_str() {
-                "reject" => edge.paths.escaped_slashes = EscapedSlashes::Reject,
-                "keep" => edge.paths.escaped_slashes = EscapedSlashes::Keep,
-                other => self.report.at(
-                    action,
-                    &format!("unknown escaped_slashes action {other:?}"),
-                    "\"reject\" (400 for %2F and %5C in a path, the default) or \"keep\" (left encoded)",
-                ),
-            }
-        }
-        if let Some(check) = l.sni_host_check {
-            edge.sni_host_check = check;
-        }
-        for cidr in &l.trusted_proxies {
-            let text = cidr.get_ref().trim();
-            // A bare address is a network of one.
-            let parsed = text
-                .parse::<IpNet>()
-                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
-            match parsed {
-                Ok(net) => edge.trusted_proxies.push(net.trunc()),
-                Err(_) => self.report.at(
-                    cidr,
-                    &format!("invalid trusted proxy {text:?}"),
-                    "an address or a CIDR network: \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"",
-                ),
-            }
-        }
-        edge
     }
 
     fn route(
@@ -605,5 +502,6 @@ fn template_references(template: &str) -> Vec<&str> {
     out
 }
 
+mod listener;
 #[cfg(test)]
 mod tests;
