@@ -5,6 +5,7 @@ mod compare;
 mod load;
 mod memory;
 mod peers;
+mod systems;
 
 use std::net::SocketAddr;
 
