@@ -6,6 +6,8 @@
 
 #[path = "../fuzz/src/codec.rs"]
 mod codec;
+#[path = "../fuzz/src/edge.rs"]
+mod edge;
 #[path = "../fuzz/src/handshake.rs"]
 mod handshake;
 #[path = "../fuzz/src/relay.rs"]
@@ -350,4 +352,41 @@ fn handshake_response_corpus() {
 fn relay_corpus() {
     replay_corpus("relay", relay::relay_forwarder);
     replay_random("relay", relay::relay_forwarder, shaped_stream);
+}
+
+/// A request target built from the pieces that matter to canonical form.
+fn shaped_target(rng: &mut Rng) -> Vec<u8> {
+    let pieces: [&[u8]; 14] = [
+        b"/", b"/", b".", b"..", b"a", b"bc", b"%2e", b"%2E%2e", b"%41", b"%2F", b"%5c", b"%",
+        b"?q=/..", b"%zz",
+    ];
+    let mut out = vec![rng.byte(), b'/'];
+    for _ in 0..rng.below(12) {
+        out.extend_from_slice(*rng.pick(&pieces));
+    }
+    out
+}
+
+/// A Host value from name, address and port pieces.
+fn shaped_host(rng: &mut Rng) -> Vec<u8> {
+    let pieces: [&[u8]; 12] = [
+        b"a", b"Ex", b".", b"-", b"_", b"1", b"255", b":", b"80", b"[", b"]", b"::1",
+    ];
+    let mut out = Vec::new();
+    for _ in 0..rng.below(10) {
+        out.extend_from_slice(*rng.pick(&pieces));
+    }
+    out
+}
+
+#[test]
+fn request_target_corpus() {
+    replay_corpus("request_target", edge::request_target);
+    replay_random("request_target", edge::request_target, shaped_target);
+}
+
+#[test]
+fn host_corpus() {
+    replay_corpus("host", edge::host);
+    replay_random("host", edge::host, shaped_host);
 }

@@ -2,5 +2,6 @@
 //! root package's `tests/fuzz_corpus.rs`, which replays the seed corpus in ordinary `cargo test`.
 
 pub mod codec;
+pub mod edge;
 pub mod handshake;
 pub mod relay;
