@@ -162,8 +162,11 @@ allowed_origins = ["https://app.example", "http://localhost:3000/"]
 #[tokio::test]
 async fn header_policy_forwarded_added_removed_and_change_origin() {
     let (up, mut rx) = recording_upstream(first_protocol).await;
+    // The test client plays a trusted proxy, whose X-Forwarded-For list is extended (from an
+    // untrusted client it is replaced: tests/edge.rs, finding 4).
+    let trusting = format!("{LISTENER}trusted_proxies = [\"127.0.0.1\"]\n");
     let config = load_config(&format!(
-        r#"{LISTENER}{QUICK_CLOSE}
+        r#"{trusting}{QUICK_CLOSE}
 [[routes]]
 path_prefix = "/kept"
 upstream = "ws://{up}"

@@ -460,3 +460,71 @@ async fn the_embedding_api_relays_to_a_wss_upstream() {
     );
     ws.close(None).await.unwrap();
 }
+
+/// Issue 12, finding 2: a TLS client that reached `chat.example` (SNI) cannot open a route of
+/// `admin.example` by naming it in Host: 421, and the admin upstream is never contacted.
+/// With `sni_host_check = false` on the listener, the Host decides as before.
+#[tokio::test]
+async fn a_host_other_than_the_sni_name_is_misdirected() {
+    let pki = Pki::new("sni-host");
+    let front = pki.leaf("sni-front", &["chat.example", "admin.example"]);
+    let (admin, mut admin_rx) = recording_upstream(first_protocol).await;
+    let (chat, mut chat_rx) = recording_upstream(first_protocol).await;
+    let routes = format!(
+        "[[routes]]\nhost = \"admin.example\"\npath_prefix = \"/\"\nupstream = \"ws://{admin}\"\n\
+         [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{chat}\"\n"
+    );
+    let names = "\"chat.example\", \"admin.example\"";
+    let gw = gateway_from(load_config(&format!(
+        "{}{routes}",
+        listener_tls(&front, names)
+    )))
+    .await;
+    let request = |host: &str| upgrade_request("/", host, "");
+    let exchange = |host: &'static str| {
+        let (pki, addr, request) = (&pki, gw.addr, request(host));
+        async move {
+            let mut tls = tls_connect(addr, "chat.example", pki).await;
+            tokio::io::AsyncWriteExt::write_all(&mut tls, request.as_bytes())
+                .await
+                .unwrap();
+            let mut head = vec![0u8; 64];
+            let n = tokio::io::AsyncReadExt::read(&mut tls, &mut head)
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head[..n]).into_owned()
+        }
+    };
+    let answer = exchange("admin.example").await;
+    assert!(answer.starts_with("HTTP/1.1 421 "), "{answer}");
+    let answer = exchange("Chat.Example.").await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    assert!(chat_rx.recv().await.is_some());
+    assert!(
+        admin_rx.try_recv().is_err(),
+        "the admin upstream was contacted"
+    );
+    gw.stop().await;
+
+    // The check switched off: Host routes, whatever the SNI.
+    let unchecked = listener_tls(&front, names).replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nsni_host_check = false\n",
+    );
+    let gw = gateway_from(load_config(&format!("{unchecked}{routes}"))).await;
+    let mut tls = tls_connect(gw.addr, "chat.example", &pki).await;
+    tokio::io::AsyncWriteExt::write_all(&mut tls, request("admin.example").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 64];
+    let n = tokio::io::AsyncReadExt::read(&mut tls, &mut head)
+        .await
+        .unwrap();
+    assert!(
+        head[..n].starts_with(b"HTTP/1.1 101 "),
+        "{:?}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    assert!(admin_rx.recv().await.is_some());
+    gw.stop().await;
+}
