@@ -362,7 +362,8 @@ fn shaped_target(rng: &mut Rng) -> Vec<u8> {
     ];
     let mut out = vec![rng.byte(), b'/'];
     for _ in 0..rng.below(12) {
-        out.extend_from_slice(*rng.pick(&pieces));
+        let piece: &&[u8] = rng.pick(&pieces);
+        out.extend_from_slice(piece);
     }
     out
 }
@@ -374,7 +375,8 @@ fn shaped_host(rng: &mut Rng) -> Vec<u8> {
     ];
     let mut out = Vec::new();
     for _ in 0..rng.below(10) {
-        out.extend_from_slice(*rng.pick(&pieces));
+        let piece: &&[u8] = rng.pick(&pieces);
+        out.extend_from_slice(piece);
     }
     out
 }
