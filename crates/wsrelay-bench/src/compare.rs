@@ -35,7 +35,11 @@ pub struct CompareArgs {
     /// each; the default fits a 20,000 descriptor limit). Smoke mode: 200.
     #[arg(long, default_value_t = 9_900)]
     idle_connections: usize,
-    /// Skip the memory workloads (big frame, idle connections).
+    /// Silent connections (TCP only, no byte sent: pending handshakes) of the pending-memory
+    /// workload, which must stay within the handshake timeout. Smoke mode: 200.
+    #[arg(long, default_value_t = 5_000)]
+    pending_connections: usize,
+    /// Skip the memory workloads (big frame, idle and pending connections).
     #[arg(long)]
     no_memory: bool,
     /// Run only the memory workloads.
@@ -292,6 +296,11 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         .collect();
     drop(systems);
     if !args.no_memory {
+        let pending = if args.smoke {
+            200
+        } else {
+            args.pending_connections
+        };
         let (big, idle) = if args.smoke {
             (64 << 20, 200)
         } else {
@@ -305,7 +314,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             echo_port,
             echo_url: &echo_url,
         };
-        let (md, js) = memory_workloads(&launch, &names, big, idle).await?;
+        let (md, js) = memory_workloads(&launch, &names, big, idle, pending).await?;
         markdown.push_str(&md);
         if let serde_json::Value::Object(map) = &mut json {
             map.insert("memory".into(), js);
@@ -327,12 +336,14 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The big-frame and idle-memory workloads, each on a fresh instance of every proxy.
+/// The big-frame, idle-memory and pending-memory workloads, each on a fresh instance of every
+/// proxy.
 async fn memory_workloads(
     l: &Launch<'_>,
     names: &[&'static str],
     big: u64,
     idle: usize,
+    pending: usize,
 ) -> Result<(String, serde_json::Value), String> {
     let mut md = format!(
         "\n### big frame — one {} MiB binary frame echoed through a fresh proxy: peak RSS growth\n\n\
@@ -367,48 +378,83 @@ async fn memory_workloads(
         );
     }
     rows.insert("big_frame".into(), serde_json::Value::Object(big_rows));
-    md.push_str(&format!(
-        "\n### idle memory — {idle} idle proxied connections through a fresh proxy: RSS growth per connection\n\n\
+    let (idle_md, idle_rows) = per_connection_memory(l, names, Held::Relayed, idle).await?;
+    md.push_str(&idle_md);
+    rows.insert("idle".into(), idle_rows);
+    let (pending_md, pending_rows) = per_connection_memory(l, names, Held::Silent, pending).await?;
+    md.push_str(&pending_md);
+    rows.insert("pending".into(), pending_rows);
+    Ok((md, serde_json::Value::Object(rows)))
+}
+
+/// What the per-connection memory workloads hold open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Held {
+    /// Relayed WebSocket connections, upgraded and idle.
+    Relayed,
+    /// TCP connections that never send a byte (pending handshakes: slowloris, port scans).
+    Silent,
+}
+
+/// Holds `count` connections of one kind through a fresh instance of every proxy and reports
+/// the RSS growth per connection (a table section and its JSON rows).
+async fn per_connection_memory(
+    l: &Launch<'_>,
+    names: &[&'static str],
+    held: Held,
+    count: usize,
+) -> Result<(String, serde_json::Value), String> {
+    let (key, what) = match held {
+        Held::Relayed => ("idle", "idle proxied connections"),
+        Held::Silent => (
+            "pending",
+            "silent connections (no byte sent, handshake pending)",
+        ),
+    };
+    let mut md = format!(
+        "\n### {key} memory — {count} {what} through a fresh proxy: RSS growth per connection\n\n\
          | system | connections | RSS before KiB | RSS with them KiB | bytes per connection |\n|---|---|---|---|---|\n"
-    ));
-    let mut idle_rows = serde_json::Map::new();
+    );
+    let mut rows = serde_json::Map::new();
     for &name in names.iter().filter(|n| **n != "wsrelay-utf8") {
         let system = launch(l, name).await?;
         let pid = system.process.as_ref().map(|c| c.id()).unwrap_or(0);
         let before = memory::tree_rss_kib(pid);
-        let conns = memory::open_idle(&system.url, idle).await;
-        let (count, after, error) = match &conns {
+        let conns = match held {
+            Held::Relayed => memory::open_idle(&system.url, count).await,
+            Held::Silent => memory::open_silent(&system.url, count).await,
+        };
+        let (opened, after, error) = match &conns {
             Ok(c) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 (c.len(), memory::tree_rss_kib(pid), None)
             }
             Err(e) => (0, memory::tree_rss_kib(pid), Some(e.clone())),
         };
-        let per = if count > 0 {
-            (after.saturating_sub(before) * 1024) as f64 / count as f64
+        let per = if opened > 0 {
+            (after.saturating_sub(before) * 1024) as f64 / opened as f64
         } else {
             f64::NAN
         };
         println!(
-            "idle {name:>18}: {count} connections, RSS {before} -> {after} KiB, {per:.0} B each{}",
+            "{key} {name:>18}: {opened} connections, RSS {before} -> {after} KiB, {per:.0} B each{}",
             error
                 .as_deref()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default()
         );
         md.push_str(&match &error {
-            None => format!("| {name} | {count} | {before} | {after} | {per:.0} |\n"),
+            None => format!("| {name} | {opened} | {before} | {after} | {per:.0} |\n"),
             Some(e) => format!("| {name} | failed: {e} | {before} | {after} | — |\n"),
         });
-        idle_rows.insert(
+        rows.insert(
             name.into(),
-            serde_json::json!({"connections": count, "rss_before_kib": before, "rss_after_kib": after,
+            serde_json::json!({"connections": opened, "rss_before_kib": before, "rss_after_kib": after,
                 "bytes_per_connection": if per.is_finite() { Some(per) } else { None }, "error": error}),
         );
         drop(conns);
         drop(system);
     }
-    rows.insert("idle".into(), serde_json::Value::Object(idle_rows));
     Ok((md, serde_json::Value::Object(rows)))
 }
 

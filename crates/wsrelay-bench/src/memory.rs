@@ -153,6 +153,21 @@ pub async fn open_idle(url: &WsUri, count: usize) -> Result<Vec<TcpStream>, Stri
     Ok(streams)
 }
 
+/// Opens `count` TCP connections to `url`'s address that never send a byte (pending
+/// handshakes); fails on the first that cannot be opened.
+pub async fn open_silent(url: &WsUri, count: usize) -> Result<Vec<TcpStream>, String> {
+    let addr = resolve(url)?;
+    let mut streams = Vec::with_capacity(count);
+    while streams.len() < count {
+        let n = 100.min(count - streams.len());
+        let opened = futures_util::future::join_all((0..n).map(|_| TcpStream::connect(addr))).await;
+        for result in opened {
+            streams.push(result.map_err(|e| format!("connection {}: {e}", streams.len() + 1))?);
+        }
+    }
+    Ok(streams)
+}
+
 /// The PIDs of `pid` and all its descendants.
 fn process_tree(pid: u32) -> Vec<u32> {
     let mut all = vec![pid];
