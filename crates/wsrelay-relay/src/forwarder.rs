@@ -43,6 +43,8 @@ impl ForwarderConfig {
 pub struct ClosePayload {
     bytes: [u8; MAX_CONTROL_PAYLOAD as usize],
     len: u8,
+    /// The whole close frame's length on the wire (at most [`MAX_CONTROL_FRAME`]).
+    frame_len: u8,
 }
 
 impl ClosePayload {
@@ -62,6 +64,12 @@ impl ClosePayload {
     /// The raw unmasked payload.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// The close frame's length on the wire, header included: the last bytes a step forwarded,
+    /// for a pump that must absorb the close instead.
+    pub(crate) fn frame_len(&self) -> usize {
+        usize::from(self.frame_len)
     }
 }
 
@@ -319,7 +327,7 @@ impl Forwarder {
                             };
                         }
                         if header.opcode == OpCode::Close {
-                            match close_payload(&header, &frame[header_len..]) {
+                            match close_payload(&header, frame, header_len) {
                                 Ok(payload) => {
                                     step.frames += 1;
                                     pos += frame_len;
@@ -530,11 +538,18 @@ impl Forwarder {
     }
 }
 
-/// Unmasks (on the stack) and checks a close payload.
-fn close_payload(header: &FrameHeader, payload: &[u8]) -> Result<ClosePayload, Violation> {
+/// Unmasks (on the stack) and checks the payload of a whole close `frame` whose header is
+/// `header_len` bytes (the header parse bounded the frame to [`MAX_CONTROL_FRAME`] bytes).
+fn close_payload(
+    header: &FrameHeader,
+    frame: &[u8],
+    header_len: usize,
+) -> Result<ClosePayload, Violation> {
+    let payload = &frame[header_len..];
     let mut close = ClosePayload {
         bytes: [0; MAX_CONTROL_PAYLOAD as usize],
         len: payload.len() as u8,
+        frame_len: frame.len() as u8,
     };
     let bytes = &mut close.bytes[..payload.len()];
     bytes.copy_from_slice(payload);
@@ -565,4 +580,36 @@ fn validate_text(
         at += piece.len() as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsrelay_codec::write_frame;
+
+    /// A pump that absorbs a close cuts exactly `frame_len` bytes off what the step forwarded.
+    #[test]
+    fn a_close_event_knows_its_length_on_the_wire() {
+        for (role, mask) in [(Role::Server, Some([1, 2, 3, 4])), (Role::Client, None)] {
+            let mut wire = Vec::new();
+            let text = FrameHeader {
+                mask,
+                ..FrameHeader::new(OpCode::Text, 0)
+            };
+            write_frame(&mut wire, text, b"hi");
+            let before = wire.len();
+            let close = FrameHeader {
+                mask,
+                ..FrameHeader::new(OpCode::Close, 0)
+            };
+            write_frame(&mut wire, close, b"\x03\xe8bye");
+            let step = Forwarder::new(ForwarderConfig::new(role)).process(&wire);
+            let Some(Event::Close(payload)) = step.event else {
+                panic!("no close: {step:?}");
+            };
+            assert_eq!(step.forward, wire.len());
+            assert_eq!(payload.frame_len(), wire.len() - before, "{role:?}");
+            assert_eq!((payload.code(), payload.reason()), (Some(1000), "bye"));
+        }
+    }
 }

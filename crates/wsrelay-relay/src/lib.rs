@@ -12,16 +12,33 @@
 //! | what happens | to the side that caused it | to the other side |
 //! |---|---|---|
 //! | a side sends close | the other side's close, forwarded | the close, forwarded unchanged |
-//! | client breaks the protocol | close 1002 / 1007 / 1009 | close 1001 |
-//! | upstream breaks the protocol | close 1002 / 1007 / 1009 | close 1014 |
+//! | client breaks the protocol | what the upstream sends until its close, then close 1002 / 1007 / 1009 | close 1001 |
+//! | upstream breaks the protocol | what the client sends until its close, then close 1002 / 1007 / 1009 | close 1014 |
 //! | client vanishes (EOF or error, no close) | — | close 1001 |
 //! | upstream vanishes | — | close 1014 |
 //! | idle timeout or shutdown | close 1001 | close 1001 |
 //!
 //! After a close, the relay waits up to the close timeout for the other side's close, then shuts
 //! both connections down. Replies to closes the relay sent itself are absorbed, not forwarded.
+//!
+//! When a side breaks the protocol, the relay stops reading it and sends the other side its
+//! close (1001 or 1014) at once, but frames already on their way from the other side (replies
+//! to the offender's valid messages, say) are not dropped: they are delivered to the offender
+//! until the other side's close arrives, and only then does the offender get its close with
+//! the code of the failure (RFC 6455 §7.1.7). The other side's close is absorbed, not
+//! forwarded (the offender gets one close, the relay's, §5.5.1), and recorded in
+//! [`RelayOutcome::client_close`] / [`RelayOutcome::upstream_close`]. If the other side does
+//! not close within the close timeout, the offender gets its close anyway
+//! ([`RelayOutcome::close_timed_out`] is set) and has one more close timeout to take it before
+//! both are shut down; if the other side vanishes, or the relay closes for another reason
+//! (shutdown, idle timeout, a hook's close), the offender's close goes out at once. Back-pressure
+//! holds meanwhile: the other side is read only as fast as the offender takes its frames.
+//!
 //! A violation found inside a frame that was partly forwarded already leaves the other stream
-//! mid-frame, where no close frame can follow: that connection is shut down without one.
+//! mid-frame, where no close frame can follow: that connection is shut down without one, and
+//! since no close will come back from it, the offender gets its close at once.
+//! With a [frame hook](hook) the rule is the same; the other side's absorbed close is not shown
+//! to the hook, like any answer to a close of the relay's own.
 //!
 //! When the OS random source fails as the relay needs a masking key (towards the upstream) or a
 //! keep-alive token, nothing predictable is sent instead: the client gets close 1011, the

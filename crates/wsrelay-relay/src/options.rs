@@ -28,6 +28,9 @@ pub struct RelayOptions {
     /// RSV bits the negotiated extensions allow (`wsrelay_codec::RSV1` for permessage-deflate).
     pub allowed_rsv: u8,
     /// How long to wait for the other side's close (and for peers to hang up) once closing starts.
+    /// When a side breaks the protocol, also how long its close (1002 / 1007 / 1009) waits for
+    /// the other side's close while that side's frames are still delivered to it; then it gets
+    /// its close anyway, with one more close timeout to take it.
     pub close_timeout: Duration,
     /// Close both sides with 1001 when no frame passes either way for this long; `None` to disable.
     /// Only the peers' frames count: the relay's keep-alive pings and the pongs that answer them

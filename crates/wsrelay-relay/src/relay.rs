@@ -274,13 +274,29 @@ where
                 self.start_close_timer();
             }
             PumpEvent::Violation(violation) => {
-                let reason = violation.to_string();
-                self.inject_close(from, violation.close_code(), &reason);
                 let (code, why) = match from {
                     Side::Client => (code::GOING_AWAY, "client broke the protocol"),
                     Side::Upstream => (code::BAD_GATEWAY, "upstream broke the protocol"),
                 };
                 self.inject_close(from.other(), code, why);
+                let reason = violation.to_string();
+                if self.reader_of(from).stranded_mid_frame() {
+                    // The other side was left inside a frame of the offender's: it gets no
+                    // close, so no close will come back; the offender is failed at once.
+                    self.inject_close(from, violation.close_code(), &reason);
+                } else {
+                    // What the other side sent before it reads our close (replies to the
+                    // offender's valid messages) still goes to the offender, which gets its
+                    // 1002 / 1007 / 1009 once the other side's close arrives (absorbed) or the
+                    // close timeout passes (RFC 6455 §7.1.7 asks for the failure's code, not
+                    // for dropping frames already on their way).
+                    let close = self
+                        .writer_to(from)
+                        .defer_close(violation.close_code(), &reason);
+                    if let Err(error) = close {
+                        self.random_failed(error);
+                    }
+                }
                 self.set_end(EndReason::Violation {
                     side: from,
                     violation,
@@ -330,7 +346,8 @@ where
     /// The OS random source failed when a masking key or a ping token was needed (see
     /// [`wsrelay_codec::random`]): never sending a predictable one, the relay ends the
     /// connection with 1011 to both sides (a side whose close cannot be masked either is shut
-    /// down without one) and the outcome names the failure, whatever else happened.
+    /// down without one; a side that broke the protocol and whose 1002 / 1007 / 1009 is held
+    /// back gets that one) and the outcome names the failure, whatever else happened.
     fn random_failed(&mut self, error: RandomError) {
         if !matches!(self.end, Some(EndReason::RandomSource { .. })) {
             self.end = Some(EndReason::RandomSource { error });
@@ -354,6 +371,16 @@ where
         self.inject_close(side.other(), code, why);
         self.set_end(EndReason::Vanished { side, error });
         self.start_close_timer();
+    }
+
+    /// Sends a close held back for a side that broke the protocol (see
+    /// [`Pump::defer_close`]); true if there was one.
+    fn release_held_close(&mut self) -> bool {
+        let mut released = false;
+        for side in SIDES {
+            released |= self.writer_to(side).release_deferred_close();
+        }
+        released
     }
 
     /// The relay itself ends the connection (shutdown, idle): 1001 to both sides.
@@ -533,8 +560,19 @@ where
             }
             if let Some(deadline) = this.close_deadline.as_mut() {
                 if deadline.as_mut().poll(cx).is_ready() {
+                    let timed_out = this.stage == Stage::Relaying;
+                    this.close_timed_out |= timed_out;
+                    if timed_out && this.release_held_close() {
+                        // The side that broke the protocol waited for the other side's close
+                        // long enough: it gets its own close now, with one more close timeout
+                        // to take it and answer.
+                        let at = Instant::now() + this.relay.options.close_timeout;
+                        if let Some(deadline) = this.close_deadline.as_mut() {
+                            deadline.as_mut().reset(at);
+                        }
+                        continue;
+                    }
                     // Peers that do not finish closing in time are cut off.
-                    this.close_timed_out = this.stage == Stage::Relaying;
                     return Poll::Ready(this.outcome());
                 }
             }

@@ -324,8 +324,13 @@ async fn aggregation_shows_whole_messages_and_bounds_them_with_1009() {
     ]
     .concat();
     s.client.write_all(&wire).await.unwrap();
-    expect_close(&mut s.client, Role::Client, 1009).await;
     expect_close(&mut s.upstream, Role::Server, 1001).await;
+    // The client's 1009 waits for the upstream's answer to its 1001.
+    s.upstream
+        .write_all(&server_frame(OpCode::Close, &close_payload(1001, "")))
+        .await
+        .unwrap();
+    expect_close(&mut s.client, Role::Client, 1009).await;
 }
 
 #[tokio::test]

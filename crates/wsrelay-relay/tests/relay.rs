@@ -147,7 +147,6 @@ async fn large_frame_streams_through_a_small_buffer() {
 async fn client_violation(wire: Vec<u8>, options: RelayOptions, code: u16) -> RelayOutcome {
     let mut s = start(options);
     s.client.write_all(&wire).await.unwrap();
-    expect_close(&mut s.client, Role::Client, code).await;
     // Frames before the offending one were valid and pass; then comes the close.
     loop {
         let (h, p) = read_frame(&mut s.upstream, Role::Server)
@@ -158,13 +157,15 @@ async fn client_violation(wire: Vec<u8>, options: RelayOptions, code: u16) -> Re
             break;
         }
     }
-    // Peers answer the relay's closes; the relay absorbs the answers.
-    s.client
-        .write_all(&client_frame(OpCode::Close, &close_payload(code, "")))
-        .await
-        .unwrap();
+    // Peers answer the relay's closes; the relay absorbs the answers. The client's close waits
+    // for the upstream's answer (whatever the upstream sent before it still reaches the client).
     s.upstream
         .write_all(&server_frame(OpCode::Close, &close_payload(1001, "")))
+        .await
+        .unwrap();
+    expect_close(&mut s.client, Role::Client, code).await;
+    s.client
+        .write_all(&client_frame(OpCode::Close, &close_payload(code, "")))
         .await
         .unwrap();
     let (mut client, mut upstream) = (s.client, s.upstream);
@@ -173,6 +174,7 @@ async fn client_violation(wire: Vec<u8>, options: RelayOptions, code: u16) -> Re
     drop((client, upstream));
     let outcome = s.relay.await.unwrap();
     assert!(!outcome.close_timed_out);
+    assert_eq!(outcome.upstream_close.as_ref().unwrap().code, Some(1001));
     outcome
 }
 
@@ -249,8 +251,12 @@ async fn size_limits_give_1009() {
         h.payload_len, 10,
         "the first fragment was within limits and passes"
     );
-    expect_close(&mut s.client, Role::Client, 1009).await;
     expect_close(&mut s.upstream, Role::Server, 1001).await;
+    s.upstream
+        .write_all(&server_frame(OpCode::Close, &close_payload(1001, "")))
+        .await
+        .unwrap();
+    expect_close(&mut s.client, Role::Client, 1009).await;
 }
 
 #[tokio::test]
@@ -267,6 +273,11 @@ async fn upstream_garbage_gives_1014_to_the_client() {
     let (h, p) = read_frame(&mut s.client, Role::Client).await.unwrap();
     assert_eq!((h.opcode, p.as_slice()), (OpCode::Text, &b"ok"[..]));
     expect_close(&mut s.client, Role::Client, 1014).await;
+    // The upstream's 1007 waits for the client's answer to its 1014.
+    s.client
+        .write_all(&client_frame(OpCode::Close, &close_payload(1014, "")))
+        .await
+        .unwrap();
     expect_close(&mut s.upstream, Role::Server, 1007).await;
     drop(s.client);
     drop(s.upstream);

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    binary, binary_of, c, chunked, fragments, pause, pong, send, text, text_of, FAIL_AT_ONCE,
+    binary, binary_of, c, chunked, fragments, pause, pong, send, text, text_of,
+    PY_ECHO_CLOSES_FIRST,
 };
 use crate::case::{Case, Expect, Group, Step};
 use crate::wire::{close_payload, op};
@@ -149,10 +150,12 @@ pub fn cases() -> Vec<Case> {
             ])],
             Expect::fail(1002),
         ),
+        // The echo of the complete message is on its way when the orphan arrives: it is
+        // delivered before the close (Autobahn 5.15).
         Case::client(
             "5.15",
             g,
-            "a complete fragmented message, then an orphan continuation, in one write",
+            "a complete fragmented message, then an orphan continuation, in one write: the echo comes before the close",
             vec![send(&[
                 c(op::TEXT, false, "frag"),
                 c(op::CONT, true, "ment"),
@@ -161,7 +164,7 @@ pub fn cases() -> Vec<Case> {
             ])],
             Expect::fail_after(vec![text("fragment")], 1002),
         )
-        .non_strict(FAIL_AT_ONCE),
+        .python_echo_non_strict(PY_ECHO_CLOSES_FIRST),
         Case::client(
             "5.16",
             g,

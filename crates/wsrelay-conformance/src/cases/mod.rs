@@ -106,11 +106,15 @@ fn fragments(opcode: u8, payload: &[u8], size: usize, client: bool) -> Vec<u8> {
     out
 }
 
-/// Why an echo of frames sent before a protocol error may be missing: the relay must fail the
-/// connection when the bad frame arrives, and may send no data after its close frame.
-const FAIL_AT_ONCE: &str = "RFC 6455 §5.2: \"the receiving endpoint MUST _Fail the WebSocket Connection_\"; \
-§5.5.1: \"The application MUST NOT send any more data frames after sending a Close frame.\" — an echo of an earlier \
-frame that comes back after the relay failed the connection cannot be delivered.";
+/// Why, against the Python echo only, the echo of a message sent just before a protocol error
+/// may be missing. The relay delivers every echo the upstream sends before its answer to the
+/// relay's 1001, and only then fails the driver (strict against wsrelay's echo and the blind
+/// echo); Python `websockets` reads the message and the 1001 in one go and answers the close
+/// before its application sends the echo, which is then never sent.
+const PY_ECHO_CLOSES_FIRST: &str = "RFC 6455 §5.5.1: \"An endpoint MAY delay sending a Close frame until its current \
+message is sent\" — it need not: Python websockets answers the relay's 1001 (sent when the driver broke the protocol) \
+at once and never sends the echo of the earlier message; the relay delivers every echo an upstream does send before \
+its close, as the strict runs against wsrelay's echo and the blind echo show";
 
 /// Python `websockets` (16.1) fails a close that arrives between the fragments of a message
 /// with 1002 ("incomplete fragmented message"), although RFC 6455 §5.4 says "Control frames

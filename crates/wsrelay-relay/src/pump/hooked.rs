@@ -104,8 +104,13 @@ impl Pump {
                 None => None,
             };
             self.active = true;
-            if discarding {
+            // A close answering the relay's close to the source while the destination's own
+            // close is held back (it broke the protocol) is absorbed unseen, like an answer to a
+            // close the relay sent: the destination gets its 1002 / 1007 / 1009 instead.
+            let absorb = close.is_some() && matches!(self.destination, Destination::Deferred(_));
+            if discarding || absorb {
                 if let Some(payload) = close {
+                    self.release_deferred_close();
                     self.finish_reading();
                     return Some(PumpEvent::Close(payload));
                 }

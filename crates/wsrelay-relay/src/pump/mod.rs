@@ -57,6 +57,13 @@ type OwnClose = OwnFrame<MAX_CONTROL_FRAME>;
 enum Destination {
     /// Frames are forwarded to it.
     Open,
+    /// Frames are forwarded to it, but it broke the protocol and this close of the relay's own
+    /// (1002 / 1007 / 1009) is its last frame: the source was told to close, and what it sends
+    /// until its close arrives still reaches the destination (RFC 6455 §7.1.7 fails the
+    /// connection with the code of the failure; nothing stops the replies the source had sent
+    /// before it learned of it from being delivered first). The source's close is absorbed and
+    /// this one goes out instead (§5.5.1: one close each way).
+    Deferred(OwnClose),
     /// The relay's own close waits for the frame under way to end, then goes out; nothing of
     /// the source is forwarded after it.
     Injecting(OwnClose),
@@ -214,9 +221,49 @@ impl Pump {
     /// nothing more is forwarded. Does nothing if a close is already on its way or the
     /// destination is gone. When no masking key can be drawn for it, the close cannot be sent
     /// at all: the destination is abandoned (shut down without a close) and the error returned.
+    /// A close already held back with [`defer_close`](Pump::defer_close) goes out instead
+    /// (the code of the failure, decided first, is the one RFC 6455 §7.1.7 asks for).
     pub(crate) fn inject_close(&mut self, code: u16, reason: &str) -> Result<(), RandomError> {
-        if !matches!(self.destination, Destination::Open) {
+        if self.release_deferred_close() {
             return Ok(());
+        }
+        if let Some(close) = self.own_close(code, reason)? {
+            self.destination = Destination::Injecting(close);
+        }
+        Ok(())
+    }
+
+    /// Holds a close of the relay's own for the destination, which broke the protocol, until
+    /// the source's own close arrives (absorbed, not forwarded) or
+    /// [`release_deferred_close`](Pump::release_deferred_close) is called; meanwhile the
+    /// source's frames are forwarded as usual. Does nothing unless the destination is open;
+    /// without a masking key for the close, the destination is abandoned and the error returned.
+    pub(crate) fn defer_close(&mut self, code: u16, reason: &str) -> Result<(), RandomError> {
+        if let Some(close) = self.own_close(code, reason)? {
+            self.destination = Destination::Deferred(close);
+        }
+        Ok(())
+    }
+
+    /// Sends a close held back by [`defer_close`](Pump::defer_close) at the next frame
+    /// boundary, as [`inject_close`](Pump::inject_close) would. False if none was held.
+    pub(crate) fn release_deferred_close(&mut self) -> bool {
+        if !matches!(self.destination, Destination::Deferred(_)) {
+            return false;
+        }
+        if let Destination::Deferred(close) =
+            std::mem::replace(&mut self.destination, Destination::Open)
+        {
+            self.destination = Destination::Injecting(close);
+        }
+        true
+    }
+
+    /// Encodes a close of the relay's own for an open destination and notes it for the outcome;
+    /// `None` if the destination is not open. No masking key: abandoned, and the error returned.
+    fn own_close(&mut self, code: u16, reason: &str) -> Result<Option<OwnClose>, RandomError> {
+        if !matches!(self.destination, Destination::Open) {
+            return Ok(None);
         }
         // A ping half written is finished first (cutting it would corrupt the stream); one not
         // yet started is no longer needed.
@@ -232,13 +279,19 @@ impl Pump {
         };
         let mut payload_buf = [0u8; 125];
         let payload = CloseFrame::encode(code, reason, &mut payload_buf);
-        self.destination = Destination::Injecting(OwnClose::new(OpCode::Close, payload, mask));
         self.injected = Some(CloseInfo {
             code: Some(code),
             reason: CloseFrame::parse(payload)
                 .map_or_else(|_| String::new(), |c| c.reason.to_owned()),
         });
-        Ok(())
+        Ok(Some(OwnClose::new(OpCode::Close, payload, mask)))
+    }
+
+    /// True when the forwarded bytes end inside a frame the source will never finish (it was
+    /// stopped mid-frame, e.g. by invalid UTF-8 deep in a large text frame): the destination
+    /// can be sent no close frame, only shut down.
+    pub(crate) fn stranded_mid_frame(&self) -> bool {
+        self.mid_frame && self.source == Source::Stopped
     }
 
     /// Queues a keep-alive ping carrying `token` for the destination, sent at the next frame
@@ -522,10 +575,19 @@ impl Pump {
                     }
                 }
                 Event::Close(payload) => {
-                    if matches!(self.destination, Destination::Open) {
+                    match self.destination {
                         // The close is the last of the checked bytes: written, it told the
                         // destination.
-                        self.destination = Destination::ForwardingClose;
+                        Destination::Open => self.destination = Destination::ForwardingClose,
+                        Destination::Deferred(_) => {
+                            // It is cut off the end of the checked bytes: the destination gets
+                            // the relay's own close, with the code of its failure, instead.
+                            let len = payload.frame_len();
+                            self.ready = self.ready.saturating_sub(len).max(self.start);
+                            self.traffic.frames = self.traffic.frames.saturating_sub(1);
+                            self.release_deferred_close();
+                        }
+                        _ => {}
                     }
                     self.finish_reading();
                     return Some(PumpEvent::Close(payload));
