@@ -202,8 +202,12 @@ async fn protocol_violations_get_the_documented_close_codes() {
         let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
         let mut upstream = accepted.recv().await.unwrap();
         client.send_raw(&bytes).await;
-        assert_eq!(client.expect_close().await, Some(to_client));
         assert_eq!(upstream.expect_close().await, Some(to_upstream));
+        // The client's close waits for the upstream's answer (frames on their way still reach it).
+        upstream
+            .send(OpCode::Close, true, &close_payload(to_upstream, ""))
+            .await;
+        assert_eq!(client.expect_close().await, Some(to_client));
     }
     // (bytes from the upstream, code to the upstream, code to the client)
     let from_upstream: Vec<(Vec<u8>, u16, u16)> = vec![
@@ -219,8 +223,12 @@ async fn protocol_violations_get_the_documented_close_codes() {
         let mut client = RawPeer::connect(&gw.url("/"), &[], b"").await.ok().unwrap();
         let mut upstream = accepted.recv().await.unwrap();
         upstream.send_raw(&bytes).await;
-        assert_eq!(upstream.expect_close().await, Some(to_upstream));
         assert_eq!(client.expect_close().await, Some(to_client));
+        // The upstream's close waits for the client's answer.
+        client
+            .send(OpCode::Close, true, &close_payload(to_client, ""))
+            .await;
+        assert_eq!(upstream.expect_close().await, Some(to_upstream));
     }
     gw.stop().await;
 }
