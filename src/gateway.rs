@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::GatewayConfig;
-use crate::pipeline::serve_connection;
+use crate::pipeline::{serve_connection, Accepted};
 
 /// A bound gateway, ready to serve.
 ///
@@ -193,9 +193,14 @@ async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     failures.recovered();
-                    tasks.spawn(serve_connection(
-                        stream, peer, index, tls.clone(), Arc::clone(&config), stop.clone(),
-                    ));
+                    tasks.spawn(serve_connection(Accepted {
+                        tcp: stream,
+                        peer,
+                        listener: index,
+                        tls: tls.clone(),
+                        config: Arc::clone(&config),
+                        stop: stop.clone(),
+                    }));
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.

@@ -58,40 +58,50 @@ pub struct Ready<S> {
 /// socket: the handshake's buffers and state, and then the relay's, live in a box allocated
 /// when there is something to read, so silent connections (slowloris, port scans, browsers'
 /// preconnects) hold next to nothing until `handshake_timeout` closes them with 408.
-pub(crate) async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    listener: usize,
-    tls: Option<TlsAcceptor>,
-    config: Arc<GatewayConfig>,
-    stop: watch::Receiver<bool>,
-) {
+pub(crate) async fn serve_connection(accepted: Accepted) {
     let started = Deadline::now();
-    let first_byte = tokio::time::timeout_at(started + config.handshake_timeout, tcp.readable());
+    let timeout = accepted.config.handshake_timeout;
+    let first_byte = tokio::time::timeout_at(started + timeout, accepted.tcp.readable());
     match first_byte.await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return,
         Err(_) => {
-            let mut tcp = tcp;
-            let refusal = Refusal::HandshakeTimeout(config.handshake_timeout);
+            let Accepted { mut tcp, peer, .. } = accepted;
             // Boxed: the refusal's state must not widen every silent connection's future.
+            let refusal = Refusal::HandshakeTimeout(timeout);
             Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
             return;
         }
     }
-    Box::pin(connection(tcp, peer, listener, tls, config, stop, started)).await;
+    Box::pin(connection(accepted, started)).await;
+}
+
+/// A connection as a listener accepted it, with what serving it needs.
+pub(crate) struct Accepted {
+    /// The client's socket.
+    pub(crate) tcp: TcpStream,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// The index of the listener in the configuration (its edge policy).
+    pub(crate) listener: usize,
+    /// The listener's TLS, if it terminates TLS.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The configuration the connection runs with, start to end.
+    pub(crate) config: Arc<GatewayConfig>,
+    /// Turns true on shutdown: the relay closes both sides with 1001.
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 /// A connection with bytes to read: everything of [`serve_connection`] after the first byte.
-async fn connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    listener: usize,
-    tls: Option<TlsAcceptor>,
-    config: Arc<GatewayConfig>,
-    stop: watch::Receiver<bool>,
-    started: Deadline,
-) {
+async fn connection(accepted: Accepted, started: Deadline) {
+    let Accepted {
+        tcp,
+        peer,
+        listener,
+        tls,
+        config,
+        stop,
+    } = accepted;
     let clock = Instant::now();
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
@@ -375,11 +385,19 @@ mod footprint {
         let config = Arc::new(GatewayConfig::new(addr, upstream));
         let (_tx, stop) = watch::channel(false);
         let started = Deadline::now();
-        let relaying = connection(tcp, addr, 0, None, config.clone(), stop.clone(), started);
+        let accepted = |tcp| Accepted {
+            tcp,
+            peer: addr,
+            listener: 0,
+            tls: None,
+            config: config.clone(),
+            stop: stop.clone(),
+        };
+        let relaying = connection(accepted(tcp), started);
         let relaying = std::mem::size_of_val(&relaying);
         let (tcp, peer) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (tcp, _keep) = (tcp.unwrap(), peer.unwrap());
-        let pending = serve_connection(tcp, addr, 0, None, config, stop);
+        let pending = serve_connection(accepted(tcp));
         let pending = std::mem::size_of_val(&pending);
         eprintln!("pending connection future: {pending} bytes, relaying: {relaying} bytes");
         assert!(

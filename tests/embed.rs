@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
@@ -13,33 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wsrelay::codec::OpCode;
 use wsrelay::refusal::Refusal;
-use wsrelay::relay::NoHook;
 use wsrelay::route::Route;
 use wsrelay::upstream::Upstream;
-
-/// Serves `route` through the embedding API on a free port; each connection's result goes to
-/// the returned channel.
-async fn embedded(
-    route: Route,
-) -> (
-    SocketAddr,
-    tokio::sync::mpsc::UnboundedReceiver<Result<wsrelay::relay::RelayOutcome, wsrelay::Error>>,
-) {
-    let listener = TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let route = Arc::new(route);
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let (route, tx) = (route.clone(), tx.clone());
-            tokio::spawn(async move {
-                let _ =
-                    tx.send(wsrelay::embed::accept_and_relay(stream, peer, &route, NoHook).await);
-            });
-        }
-    });
-    (addr, rx)
-}
 
 fn route_to(uri: &str) -> Route {
     Route::catch_all(Upstream::new(uri.parse().unwrap()).unwrap())

@@ -432,24 +432,12 @@ async fn the_embedding_api_relays_to_a_wss_upstream() {
         ..Default::default()
     })
     .unwrap();
-    let route = Arc::new(wsrelay::route::Route::catch_all(
-        wsrelay::upstream::Upstream {
-            uri,
-            tls: Some(Arc::new(tls)),
-            insecure_skip_verify: false,
-        },
-    ));
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, peer)) = listener.accept().await {
-            let route = route.clone();
-            tokio::spawn(async move {
-                let hook = wsrelay::relay::NoHook;
-                let _ = wsrelay::embed::accept_and_relay(stream, peer, &route, hook).await;
-            });
-        }
+    let route = wsrelay::route::Route::catch_all(wsrelay::upstream::Upstream {
+        uri,
+        tls: Some(Arc::new(tls)),
+        insecure_skip_verify: false,
     });
+    let (addr, _results) = embedded(route).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
         .await
         .expect("upgraded through the embedding API");

@@ -477,3 +477,29 @@ impl Binary {
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 }
+
+/// Serves `route` through the embedding API on a free port; each connection's result goes to
+/// the returned channel.
+pub async fn embedded(
+    route: wsrelay::route::Route,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Result<wsrelay::relay::RelayOutcome, wsrelay::Error>>,
+) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let route = std::sync::Arc::new(route);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let (route, tx) = (route.clone(), tx.clone());
+            tokio::spawn(async move {
+                let _ = tx.send(
+                    wsrelay::embed::accept_and_relay(stream, peer, &route, wsrelay::relay::NoHook)
+                        .await,
+                );
+            });
+        }
+    });
+    (addr, rx)
+}
