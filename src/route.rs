@@ -222,6 +222,8 @@ fn is_serialized_origin(origin: &str) -> bool {
 
 /// `Host` header against a route's host: port ignored, case-insensitive, `*.x` for subdomains.
 fn host_matches(want: &str, host: &str) -> bool {
+    // Requests arrive with canonical hosts (no trailing dot); a route may be written with one.
+    let want = want.strip_suffix('.').unwrap_or(want);
     let host = strip_port(host.trim());
     match want.strip_prefix("*.") {
         Some(domain) => host
@@ -324,6 +326,11 @@ mod tests {
         r.host = Some("*.example".into());
         assert!(r.matches(Some("a.b.example"), "/"));
         assert!(!r.matches(Some("example"), "/"));
+        // Written with a trailing dot, the route still matches the canonical host.
+        let mut dotted = route(PathMatch::prefix("/"), None);
+        dotted.host = Some("admin.example.".into());
+        assert!(dotted.matches(Some("admin.example"), "/"));
+        assert!(!dotted.matches(Some("chat.example"), "/"));
         assert!(!r.matches(Some("badexample"), "/"));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
     }
