@@ -2,8 +2,9 @@
 //! then the relay and its log line. The gateway's workers and the embedding API both run it.
 //!
 //! ```text
-//! TLS (listener) -> read head -> route -> upstream connect + upgrade -> 101 -> relay -> log
-//!                         \________ refusal: one HTTP response (Refusal) _/
+//! first byte -> TLS (listener) -> read head -> canonical target + Host (edge) -> route
+//!   -> upstream connect + upgrade -> 101 -> relay -> log
+//!   (any stage before the 101 may refuse: one HTTP response, a `Refusal`)
 //! ```
 //! A client's upgrade is answered only after the upstream accepted its own: an upstream that
 //! cannot be reached gives 502, one that is too slow 504, and one that refuses (401, 403, 404
@@ -106,7 +107,6 @@ async fn connection(accepted: Accepted, started: Deadline) {
         config,
         stop,
     } = accepted;
-    let clock = Instant::now();
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
     // idle relayed connection holds little more than the relay's own state.
@@ -125,7 +125,14 @@ async fn connection(accepted: Accepted, started: Deadline) {
         })
         .run()
         .await;
-    log_outcome(peer, &ready.route, &ready.target, clock, &outcome);
+    // Timed from the accept, as the log line has always been.
+    log_outcome(
+        peer,
+        &ready.route,
+        &ready.target,
+        started.into_std(),
+        &outcome,
+    );
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
