@@ -83,7 +83,7 @@ fn listed(names: &[impl AsRef<str>], name: &str) -> bool {
 }
 
 /// The client headers to send upstream, in their order: all but hop-by-hop headers (and those
-/// the client's `Connection` names, except the [protected](protected) handshake headers),
+/// the client's `Connection` names, except `Host`, `Origin`, `Upgrade` and `Sec-WebSocket-*`),
 /// `Host`, `Content-Length` and the handshake headers; then the forwarding headers.
 ///
 /// From an untrusted client, any `X-Forwarded-*`, `Forwarded` and `X-Real-IP` it sent are
