@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::GatewayConfig;
-use crate::pipeline::{serve_connection, Accepted};
+use crate::pipeline::{serve_connection, Accepted, Listening};
 
 /// A bound gateway, ready to serve.
 ///
@@ -188,18 +188,20 @@ async fn serve(
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
     let mut failures = AcceptFailures::default();
+    let listening = Arc::new(Listening {
+        index,
+        tls,
+        config: Arc::clone(&config),
+        stop: stop.clone(),
+    });
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+                Ok((stream, _)) => {
                     failures.recovered();
                     tasks.spawn(serve_connection(Accepted {
                         tcp: stream,
-                        peer,
-                        listener: index,
-                        tls: tls.clone(),
-                        config: Arc::clone(&config),
-                        stop: stop.clone(),
+                        listening: Arc::clone(&listening),
                     }));
                 }
                 Err(e) => {

@@ -10,12 +10,13 @@
 //! cannot be reached gives 502, one that is too slow 504, and one that refuses (401, 403, 404
 //! ...) has its response relayed. The client never sees a 101 the upstream did not give.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant as Deadline;
@@ -59,62 +60,86 @@ pub struct Ready<S> {
 /// socket: the handshake's buffers and state, and then the relay's, live in a box allocated
 /// when there is something to read, so silent connections (slowloris, port scans, browsers'
 /// preconnects) hold next to nothing until `handshake_timeout` closes them with 408.
-pub(crate) async fn serve_connection(accepted: Accepted) {
-    let started = Deadline::now();
-    let timeout = accepted.config.handshake_timeout;
-    // A peek, not `readable()`: readiness can be reported for a fresh socket with nothing to
-    // read, which let every silent connection allocate its handshake at once.
-    let mut first = [0u8; 1];
-    let first_byte = tokio::time::timeout_at(started + timeout, accepted.tcp.peek(&mut first));
-    match first_byte.await {
-        Ok(Ok(n)) if n > 0 => {}
-        // The client left without a byte, or its socket failed: nothing to answer.
-        Ok(_) => return,
-        Err(_) => {
-            let Accepted { mut tcp, peer, .. } = accepted;
-            // Boxed: the refusal's state must not widen every silent connection's future.
-            let refusal = Refusal::HandshakeTimeout(timeout);
-            Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
-            return;
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep its argument twice in the state every silent connection costs"
+)]
+pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
+    // An `async move` block, not an `async fn`: an async fn keeps its argument twice in its
+    // state (as the argument and as the moved-in local), and this state is what every silent
+    // connection costs.
+    async move {
+        let started = Deadline::now();
+        let deadline = started + accepted.listening.config.handshake_timeout;
+        // A one-byte peek, not `readable()`: readiness can be reported for a fresh socket with
+        // nothing to read, which let every silent connection allocate its handshake at once.
+        // `poll_peek` keeps no waiter of its own in this future, unlike the async `peek`.
+        let mut first = [0u8; 1];
+        let peek =
+            std::future::poll_fn(|cx| accepted.tcp.poll_peek(cx, &mut ReadBuf::new(&mut first)));
+        match tokio::time::timeout_at(deadline, peek).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // The client left without a byte, or its socket failed: nothing to answer.
+            Ok(_) => return,
+            Err(_) => {
+                let Accepted { mut tcp, listening } = accepted;
+                let Ok(peer) = tcp.peer_addr() else { return };
+                let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
+                // Boxed: the refusal's state must not widen every silent connection's future.
+                Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
+                return;
+            }
         }
+        Box::pin(connection(accepted, started)).await;
     }
-    Box::pin(connection(accepted, started)).await;
 }
 
-/// A connection as a listener accepted it, with what serving it needs.
+/// What every connection of one listener shares, kept once per listener and worker.
+pub(crate) struct Listening {
+    /// The index of the listener in the configuration (its edge policy).
+    pub(crate) index: usize,
+    /// The listener's TLS, if it terminates TLS.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The configuration its connections run with, start to end.
+    pub(crate) config: Arc<GatewayConfig>,
+    /// Turns true on shutdown: relays close both sides with 1001.
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// A connection as a listener accepted it: the socket and its listener's shared context.
 pub(crate) struct Accepted {
     /// The client's socket.
     pub(crate) tcp: TcpStream,
-    /// The client's address.
-    pub(crate) peer: SocketAddr,
-    /// The index of the listener in the configuration (its edge policy).
-    pub(crate) listener: usize,
-    /// The listener's TLS, if it terminates TLS.
-    pub(crate) tls: Option<TlsAcceptor>,
-    /// The configuration the connection runs with, start to end.
-    pub(crate) config: Arc<GatewayConfig>,
-    /// Turns true on shutdown: the relay closes both sides with 1001.
-    pub(crate) stop: watch::Receiver<bool>,
+    /// The listener it came in on.
+    pub(crate) listening: Arc<Listening>,
 }
 
 /// A connection with bytes to read: everything of [`serve_connection`] after the first byte.
 async fn connection(accepted: Accepted, started: Deadline) {
-    let Accepted {
-        tcp,
-        peer,
-        listener,
+    let Accepted { tcp, listening } = accepted;
+    let Ok(peer) = tcp.peer_addr() else {
+        return;
+    };
+    let Listening {
+        index,
         tls,
         config,
         stop,
-    } = accepted;
+    } = &*listening;
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
     // idle relayed connection holds little more than the relay's own state.
-    let accepting = accept(tcp, peer, tls, Pipeline::new(&config, listener), started);
+    let accepting = accept(
+        tcp,
+        peer,
+        tls.clone(),
+        Pipeline::new(config, *index),
+        started,
+    );
     let Some(ready) = Box::pin(accepting).await else {
         return;
     };
-    let mut stop = stop;
+    let mut stop = stop.clone();
     // One expression: the relay's builder and its running future never both take room in this
     // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
@@ -396,13 +421,15 @@ mod footprint {
         let config = Arc::new(GatewayConfig::new(addr, upstream));
         let (_tx, stop) = watch::channel(false);
         let started = Deadline::now();
+        let listening = Arc::new(Listening {
+            index: 0,
+            tls: None,
+            config,
+            stop,
+        });
         let accepted = |tcp| Accepted {
             tcp,
-            peer: addr,
-            listener: 0,
-            tls: None,
-            config: config.clone(),
-            stop: stop.clone(),
+            listening: listening.clone(),
         };
         let relaying = connection(accepted(tcp), started);
         let relaying = std::mem::size_of_val(&relaying);
@@ -416,7 +443,7 @@ mod footprint {
             "a relayed connection's future takes {relaying} bytes"
         );
         assert!(
-            pending <= 700,
+            pending <= 320,
             "a silent connection's future takes {pending} bytes"
         );
     }
