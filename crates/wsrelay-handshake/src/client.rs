@@ -4,8 +4,8 @@
 use crate::accept::{accept_key, new_key};
 use crate::grammar::{is_token_char, validate_header};
 use crate::header::{
-    check_size, find, has_token, header_slots, list_items, own_headers, single_value,
-    too_many_headers,
+    check_size, find, has_token, header_slots, list_items, own_headers, quotes_closed,
+    single_value, too_many_headers,
 };
 use crate::{HandshakeError, Header, Limits, Parsed, WsUri};
 
@@ -330,6 +330,14 @@ impl UpgradeRequest {
         if let Some(unoffered) = accepted.iter().find(|e| !offered(extension_name(e))) {
             return Err(HandshakeError::UnofferedExtension(unoffered.clone()));
         }
+        // The items are joined into one list that the relay and the client split again: an
+        // unterminated quoted-string (not valid, RFC 6455 §9.1) would shift the split and let
+        // an unoffered extension through.
+        if !accepted.iter().all(|e| quotes_closed(e)) {
+            return Err(HandshakeError::BadUpgradeResponse(
+                "unterminated quoted-string in Sec-WebSocket-Extensions",
+            ));
+        }
         let extensions = (!accepted.is_empty()).then(|| accepted.join(", "));
         Ok(UpstreamResponse::Accepted {
             protocol,
@@ -523,6 +531,28 @@ mod tests {
             assert_eq!(err, BadUpgradeResponse(why));
             assert_eq!(err.status(), 502);
         }
+    }
+
+    /// Found by the `handshake_response` fuzz target: each header line's items were checked,
+    /// but the lines are joined into one list that the relay (RSV bits) and the client split
+    /// again; an unterminated quoted-string in one line shifted the quoting of the next, so an
+    /// unoffered extension passed the check and appeared in the joined list.
+    #[test]
+    fn an_unterminated_quote_cannot_smuggle_an_unoffered_extension() {
+        let request = offering();
+        let mut response = answer(&request, None, Some("permessage-deflate; x=\"open"));
+        let at = response.len() - 2;
+        response.splice(
+            at..at,
+            b"Sec-WebSocket-Extensions: permessage-deflate; y=\", x-evil\r\n"
+                .iter()
+                .copied(),
+        );
+        let result = parse(&request, &response);
+        assert!(matches!(result, Err(BadUpgradeResponse(_))), "{result:?}");
+        // Balanced quotes, commas inside them included, stay fine.
+        let fine = answer(&request, None, Some("permessage-deflate; x=\"a, b\""));
+        assert!(parse(&request, &fine).is_ok());
     }
 
     #[test]

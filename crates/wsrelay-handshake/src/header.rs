@@ -200,6 +200,21 @@ impl<'a> Iterator for ListItems<'a> {
     }
 }
 
+/// True if every quoted string in a list item is closed (no dangling `"` or `\`), so that
+/// items joined with `, ` split again into the same items.
+pub(crate) fn quotes_closed(item: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for b in item.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted && !escaped
+}
+
 /// Byte index of the first comma outside a quoted string (with its backslash escapes).
 fn unquoted_comma(value: &str) -> Option<usize> {
     let (mut quoted, mut escaped) = (false, false);
