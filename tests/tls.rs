@@ -449,6 +449,17 @@ async fn the_embedding_api_relays_to_a_wss_upstream() {
     ws.close(None).await.unwrap();
 }
 
+/// Sends an upgrade request for `host` over TLS with `sni`; returns the start of the answer.
+async fn upgrade_over_tls(addr: std::net::SocketAddr, sni: &str, ca: &Pki, host: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_connect(addr, sni, ca).await;
+    let request = upgrade_request("/", host, "");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 64];
+    let n = tls.read(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[..n]).into_owned()
+}
+
 /// Issue 12, finding 2: a TLS client that reached `chat.example` (SNI) cannot open a route of
 /// `admin.example` by naming it in Host: 421, and the admin upstream is never contacted.
 /// With `sni_host_check = false` on the listener, the Host decides as before.
@@ -468,24 +479,9 @@ async fn a_host_other_than_the_sni_name_is_misdirected() {
         listener_tls(&front, names)
     )))
     .await;
-    let request = |host: &str| upgrade_request("/", host, "");
-    let exchange = |host: &'static str| {
-        let (pki, addr, request) = (&pki, gw.addr, request(host));
-        async move {
-            let mut tls = tls_connect(addr, "chat.example", pki).await;
-            tokio::io::AsyncWriteExt::write_all(&mut tls, request.as_bytes())
-                .await
-                .unwrap();
-            let mut head = vec![0u8; 64];
-            let n = tokio::io::AsyncReadExt::read(&mut tls, &mut head)
-                .await
-                .unwrap();
-            String::from_utf8_lossy(&head[..n]).into_owned()
-        }
-    };
-    let answer = exchange("admin.example").await;
+    let answer = upgrade_over_tls(gw.addr, "chat.example", &pki, "admin.example").await;
     assert!(answer.starts_with("HTTP/1.1 421 "), "{answer}");
-    let answer = exchange("Chat.Example.").await;
+    let answer = upgrade_over_tls(gw.addr, "chat.example", &pki, "Chat.Example.").await;
     assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
     assert!(chat_rx.recv().await.is_some());
     assert!(
@@ -500,19 +496,8 @@ async fn a_host_other_than_the_sni_name_is_misdirected() {
         "address = \"127.0.0.1:0\"\nsni_host_check = false\n",
     );
     let gw = gateway_from(load_config(&format!("{unchecked}{routes}"))).await;
-    let mut tls = tls_connect(gw.addr, "chat.example", &pki).await;
-    tokio::io::AsyncWriteExt::write_all(&mut tls, request("admin.example").as_bytes())
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 64];
-    let n = tokio::io::AsyncReadExt::read(&mut tls, &mut head)
-        .await
-        .unwrap();
-    assert!(
-        head[..n].starts_with(b"HTTP/1.1 101 "),
-        "{:?}",
-        String::from_utf8_lossy(&head[..n])
-    );
+    let answer = upgrade_over_tls(gw.addr, "chat.example", &pki, "admin.example").await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
     assert!(admin_rx.recv().await.is_some());
     gw.stop().await;
 }
