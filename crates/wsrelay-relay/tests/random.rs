@@ -12,12 +12,12 @@ use tokio::io::AsyncWriteExt;
 use wsrelay_codec::close::code;
 use wsrelay_codec::random::fault;
 use wsrelay_codec::{OpCode, Role};
-use wsrelay_relay::{EndReason, Frame, RelayOptions, Verdict};
+use wsrelay_relay::{EndReason, Frame, RelayOptions, RelayOutcome, Verdict};
 
-/// The client got `1011`, the upstream nothing (its connection was shut down), and the
+/// The client got `client_code`, the upstream nothing (its connection was shut down), and the
 /// outcome names the random source.
-async fn ends_for_lack_of_randomness(mut s: Setup) {
-    expect_close(&mut s.client, Role::Client, code::INTERNAL_ERROR).await;
+async fn ends_for_lack_of_randomness(mut s: Setup, client_code: u16) -> RelayOutcome {
+    expect_close(&mut s.client, Role::Client, client_code).await;
     drop(s.client);
     expect_eof(&mut s.upstream).await;
     drop(s.upstream);
@@ -28,6 +28,7 @@ async fn ends_for_lack_of_randomness(mut s: Setup) {
         outcome.end
     );
     assert_eq!(outcome.sent_to_upstream, None);
+    outcome
 }
 
 #[tokio::test(start_paused = true)]
@@ -37,7 +38,7 @@ async fn no_ping_tokens_no_connection() {
         keep_alive: Some(Duration::from_secs(10)),
         ..RelayOptions::default()
     });
-    ends_for_lack_of_randomness(s).await;
+    ends_for_lack_of_randomness(s, code::INTERNAL_ERROR).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -61,7 +62,7 @@ async fn a_hook_rewrite_towards_the_upstream_needs_a_masking_key() {
         .write_all(&client_frame(OpCode::Text, b"up"))
         .await
         .unwrap();
-    ends_for_lack_of_randomness(s).await;
+    ends_for_lack_of_randomness(s, code::INTERNAL_ERROR).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -80,16 +81,6 @@ async fn pass_through_needs_no_randomness_but_a_close_to_the_upstream_does() {
     // Shutting down sends 1001 to the client; the upstream's close cannot be masked, so the
     // upstream is shut down without one and the outcome says why.
     shutdown.send(()).unwrap();
-    expect_close(&mut s.client, Role::Client, code::GOING_AWAY).await;
-    drop(s.client);
-    expect_eof(&mut s.upstream).await;
-    drop(s.upstream);
-    let outcome = s.relay.await.unwrap();
-    assert!(
-        matches!(outcome.end, EndReason::RandomSource { .. }),
-        "{:?}",
-        outcome.end
-    );
-    assert_eq!(outcome.sent_to_upstream, None);
+    let outcome = ends_for_lack_of_randomness(s, code::GOING_AWAY).await;
     assert_eq!(outcome.client_to_upstream.frames, 1);
 }
