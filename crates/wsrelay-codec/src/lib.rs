@@ -51,5 +51,5 @@ pub use header::{
     MAX_HEADER_LEN, RSV1, RSV2, RSV3,
 };
 pub use mask::{apply_mask, apply_mask_reference, rotate_key};
-pub use random::{MaskingKeys, RandomError};
+pub use random::RandomError;
 pub use utf8::Utf8Validator;

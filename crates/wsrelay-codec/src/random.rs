@@ -1,9 +1,10 @@
 //! The workspace's one source of random bytes: masking keys, handshake nonces, ping tokens.
 //!
 //! Everything unpredictable the proxy sends comes from the operating system through
-//! `getrandom`: the masking keys of frames it encodes towards an upstream (RFC 6455 §5.3), the
-//! `Sec-WebSocket-Key` nonce of its upgrade requests (§4.1) and the payload of its keep-alive
-//! pings.
+//! `getrandom`: the `Sec-WebSocket-Key` nonce of its upgrade requests (§4.1) and the payload of
+//! its keep-alive pings directly, and the masking keys of the frames it sends or re-masks
+//! towards an upstream (RFC 6455 §5.3) through a per-thread ChaCha12 generator seeded from it
+//! ([`masking_key`]), cheap enough to take one key per frame.
 //!
 //! # Failure policy
 //!
@@ -28,7 +29,11 @@
 //! # Ok::<(), wsrelay_codec::random::RandomError>(())
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha12Rng;
 
 /// The operating system's random source failed; nothing random could be drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,46 +57,57 @@ pub fn fill(buf: &mut [u8]) -> Result<(), RandomError> {
 }
 
 /// A fresh masking key for one frame (RFC 6455 §5.3: unpredictable, chosen per frame).
+///
+/// Keys come from this thread's generator: ChaCha12 seeded from the OS the first time the
+/// thread asks, reseeded from the OS every [`RESEED_AFTER_KEYS`] keys, and read out in blocks,
+/// so a key costs a few nanoseconds instead of a system call. Each tokio worker thread has its
+/// own generator: taking a key touches no state shared between cores. A failed seeding is an
+/// error, never a weaker key; [`seed_this_thread`] lets a program find out at start.
 pub fn masking_key() -> Result<[u8; 4], RandomError> {
-    let mut key = [0u8; 4];
-    fill(&mut key)?;
-    Ok(key)
-}
-
-/// Masking keys drawn from the OS in batches of 16, so a sender that encodes many frames (the
-/// relay re-encoding what a frame hook rewrote) does not make one system call per frame.
-#[derive(Debug, Clone)]
-pub struct MaskingKeys {
-    bytes: [u8; 64],
-    used: usize,
-}
-
-impl MaskingKeys {
-    /// An empty batch: the first [`next_key`](Self::next_key) draws from the OS.
-    pub fn new() -> MaskingKeys {
-        MaskingKeys {
-            bytes: [0; 64],
-            used: 64,
-        }
+    #[cfg(any(test, feature = "fault-injection"))]
+    if fault::active() {
+        return Err(RandomError(getrandom::Error::UNEXPECTED));
     }
-
-    /// The next unused key; a new batch is drawn when this one is spent. A failed draw leaves
-    /// the batch spent, so no key is ever handed out twice.
-    pub fn next_key(&mut self) -> Result<[u8; 4], RandomError> {
-        if self.used + 4 > self.bytes.len() {
-            fill(&mut self.bytes)?;
-            self.used = 0;
-        }
+    GENERATOR.with(|cell| {
+        let mut generator = cell.borrow_mut();
+        let generator = match &mut *generator {
+            Some(g) if g.keys_left > 0 => g,
+            slot => slot.insert(Generator::seeded()?),
+        };
+        generator.keys_left -= 1;
         let mut key = [0u8; 4];
-        key.copy_from_slice(&self.bytes[self.used..self.used + 4]);
-        self.used += 4;
+        generator.rng.fill_bytes(&mut key);
         Ok(key)
-    }
+    })
 }
 
-impl Default for MaskingKeys {
-    fn default() -> MaskingKeys {
-        MaskingKeys::new()
+/// Seeds this thread's key generator from the OS now (a no-op when it is seeded), so that a
+/// program learns at start, not at its first frame, that it has no random source.
+pub fn seed_this_thread() -> Result<(), RandomError> {
+    masking_key().map(drop)
+}
+
+/// Keys a thread's generator hands out before it is reseeded from the OS.
+pub const RESEED_AFTER_KEYS: u32 = 1 << 20;
+
+thread_local! {
+    static GENERATOR: RefCell<Option<Generator>> = const { RefCell::new(None) };
+}
+
+/// One thread's key generator and how many keys it may still give.
+struct Generator {
+    rng: ChaCha12Rng,
+    keys_left: u32,
+}
+
+impl Generator {
+    fn seeded() -> Result<Generator, RandomError> {
+        let mut seed = [0u8; 32];
+        fill(&mut seed)?;
+        Ok(Generator {
+            rng: ChaCha12Rng::from_seed(seed),
+            keys_left: RESEED_AFTER_KEYS,
+        })
     }
 }
 
@@ -143,14 +159,28 @@ mod tests {
     }
 
     #[test]
-    fn batched_keys_are_all_distinct_across_batches() {
-        let mut keys = MaskingKeys::new();
-        let drawn: Vec<[u8; 4]> = (0..40).map(|_| keys.next_key().unwrap()).collect();
+    fn keys_are_distinct_across_generator_blocks() {
+        // 4,000 keys span many ChaCha blocks. 4,000 keys of 32 bits: a collision has odds of
+        // about 1 in 540.
+        let drawn: Vec<[u8; 4]> = (0..4000).map(|_| masking_key().unwrap()).collect();
         let mut unique = drawn.clone();
         unique.sort_unstable();
         unique.dedup();
-        // 40 keys of 32 bits: a collision has odds of about 1 in 5 million.
-        assert_eq!(unique.len(), drawn.len());
+        assert!(
+            unique.len() >= drawn.len() - 1,
+            "{} repeats",
+            drawn.len() - unique.len()
+        );
+    }
+
+    #[test]
+    fn threads_draw_different_keys() {
+        let here: Vec<[u8; 4]> = (0..8).map(|_| masking_key().unwrap()).collect();
+        let there: Vec<[u8; 4]> =
+            std::thread::spawn(|| (0..8).map(|_| masking_key().unwrap()).collect())
+                .join()
+                .unwrap();
+        assert_ne!(here, there);
     }
 
     #[test]
@@ -164,19 +194,28 @@ mod tests {
     #[cfg(any(test, feature = "fault-injection"))]
     #[test]
     fn a_failing_source_is_an_error_never_a_constant() {
-        let mut keys = MaskingKeys::new();
-        keys.next_key().unwrap();
+        masking_key().unwrap();
         let guard = fault::fail_on_this_thread();
         assert!(masking_key().is_err());
+        assert!(seed_this_thread().is_err());
         let mut buf = [0u8; 8];
         assert!(fill(&mut buf).is_err());
-        // The rest of the batch drawn before the failure is still good; then it fails.
-        for _ in 1..16 {
-            keys.next_key().unwrap();
-        }
-        assert!(keys.next_key().is_err());
-        assert!(keys.next_key().is_err());
         drop(guard);
-        assert!(keys.next_key().is_ok());
+        assert!(masking_key().is_ok());
+    }
+
+    #[test]
+    fn a_spent_generator_is_reseeded_and_a_failed_seeding_is_an_error() {
+        masking_key().unwrap();
+        GENERATOR.with(|g| g.borrow_mut().as_mut().unwrap().keys_left = 0);
+        {
+            let _guard = fault::fail_on_this_thread();
+            assert!(masking_key().is_err());
+        }
+        let before = GENERATOR.with(|g| g.borrow().as_ref().unwrap().keys_left);
+        assert_eq!(before, 0, "a failed reseed hands out nothing");
+        masking_key().unwrap();
+        let after = GENERATOR.with(|g| g.borrow().as_ref().unwrap().keys_left);
+        assert_eq!(after, RESEED_AFTER_KEYS - 1);
     }
 }

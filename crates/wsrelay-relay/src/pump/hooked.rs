@@ -3,7 +3,7 @@
 //! pump forwards from its read buffer instead; this path is compiled only for a real hook.
 
 use wsrelay_codec::{
-    apply_mask, is_valid_close_code, write_frame, CloseFrame, FrameHeader, MaskingKeys, OpCode,
+    apply_mask, is_valid_close_code, random, write_frame, CloseFrame, FrameHeader, OpCode,
     MAX_HEADER_LEN,
 };
 
@@ -46,9 +46,6 @@ pub(super) struct HookState {
     /// A message whose first fragment the hook dropped: its continuations are skipped.
     dropping_message: bool,
     current: Current,
-    /// Masking keys for the frames this path encodes towards the upstream (RFC 6455 §5.3),
-    /// drawn in batches so a rewritten frame does not cost a system call.
-    keys: MaskingKeys,
 }
 
 impl HookState {
@@ -62,7 +59,6 @@ impl HookState {
             aggregate,
             dropping_message: false,
             current: Current::None,
-            keys: MaskingKeys::new(),
         }
     }
 }
@@ -74,19 +70,22 @@ impl Pump {
         loop {
             let limit = self.input_limit();
             let discarding = self.discarding();
-            let buf = self.buf.as_deref()?;
+            let (ready, end) = (self.ready, self.end);
+            let buf = self.buf.as_deref_mut()?;
             let h = self.hooked.as_deref_mut()?;
             if h.out.len() >= self.capacity {
                 // Back-pressure: the rest waits until the destination took the output.
                 return None;
             }
-            let input = &buf[self.ready..self.end];
-            let input = &input[..input.len().min(limit)];
+            let input = &mut buf[ready..end];
+            let take = input.len().min(limit);
+            let input = &mut input[..take];
             if input.is_empty() {
                 return None;
             }
             let whole_limit = if h.aggregate { 0 } else { self.capacity };
             let (step, piece) = self.forwarder.next_piece(input, whole_limit);
+            let input = &*input;
             if step.consumed == 0 && step.event.is_none() {
                 return None;
             }
@@ -99,6 +98,10 @@ impl Pump {
                     self.active = true;
                     self.finish_reading();
                     return Some(PumpEvent::Violation(v));
+                }
+                Some(Event::RandomFailed(error)) => {
+                    self.finish_reading();
+                    return Some(PumpEvent::RandomFailed(error));
                 }
                 Some(Event::Close(payload)) => Some(payload),
                 None => None,
@@ -116,6 +119,7 @@ impl Pump {
                 }
                 continue;
             }
+            self.traffic.remasked += step.remasked;
             let result = hooked_piece(
                 h,
                 hook,
@@ -179,15 +183,9 @@ fn hook_misuse(reason: &str, peer_close: Option<ClosePayload>) -> PumpEvent {
 /// A header for a frame the relay encodes: masked with a fresh key towards the upstream. With
 /// no key to be had the frame is not sent: the connection ends (see [`wsrelay_codec::random`]).
 #[allow(clippy::result_large_err)]
-fn out_header(
-    h: &mut HookState,
-    opcode: OpCode,
-    fin: bool,
-    rsv: u8,
-    masked: bool,
-) -> Result<FrameHeader, PumpEvent> {
+fn out_header(opcode: OpCode, fin: bool, rsv: u8, masked: bool) -> Result<FrameHeader, PumpEvent> {
     let mask = if masked {
-        Some(h.keys.next_key().map_err(PumpEvent::RandomFailed)?)
+        Some(random::masking_key().map_err(PumpEvent::RandomFailed)?)
     } else {
         None
     };
@@ -212,7 +210,7 @@ fn drop_data_frame(
 ) -> Result<(), PumpEvent> {
     match header.opcode {
         OpCode::Continuation if header.fin => {
-            let empty = out_header(h, OpCode::Continuation, true, 0, masked)?;
+            let empty = out_header(OpCode::Continuation, true, 0, masked)?;
             write_frame(h.out.queue(), empty, &[]);
             traffic.frames += 1;
         }
@@ -264,7 +262,7 @@ fn hooked_piece<H: FrameHook>(
                             close,
                         ));
                     }
-                    let out = out_header(h, header.opcode, true, header.rsv, masked)?;
+                    let out = out_header(header.opcode, true, header.rsv, masked)?;
                     write_frame(h.out.queue(), out, &h.scratch);
                     traffic.frames += 1;
                 }
@@ -297,7 +295,7 @@ fn hooked_piece<H: FrameHook>(
                     traffic.frames += 1;
                 }
                 Verdict::Replace => {
-                    let out = out_header(h, header.opcode, header.fin, header.rsv, masked)?;
+                    let out = out_header(header.opcode, header.fin, header.rsv, masked)?;
                     write_frame(h.out.queue(), out, &h.scratch);
                     traffic.frames += 1;
                 }
@@ -437,7 +435,7 @@ fn deliver_message<H: FrameHook>(
     };
     let result = match hook.on_frame(&mut frame) {
         Verdict::Forward | Verdict::Replace => {
-            let out = out_header(h, opcode, true, rsv, masked)?;
+            let out = out_header(opcode, true, rsv, masked)?;
             write_frame(h.out.queue(), out, &h.message);
             traffic.frames += 1;
             Ok(())
