@@ -1,16 +1,18 @@
 //! Criterion benches of the relay's hot path: frame header parse and encode, payload masking
 //! (against the per-byte reference), streaming UTF-8 validation (against `std::str::from_utf8`)
-//! and one `Forwarder::process` step over a 64 KiB buffer.
+//! and one `Forwarder::process` step over a 64 KiB buffer, with and without re-masking.
 //!
 //! Run: `cargo bench --bench codec` (add `-- --warm-up-time 1 --measurement-time 3` for a
 //! quick pass).
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    black_box, criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
+};
 use wsrelay::codec::{
     apply_mask, apply_mask_reference, FrameHeader, OpCode, Parse, ParseConfig, Role, Utf8Validator,
     MAX_HEADER_LEN,
 };
-use wsrelay::relay::{Forwarder, ForwarderConfig};
+use wsrelay::relay::{Forwarder, ForwarderConfig, Remask};
 
 const KEY: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
 
@@ -185,5 +187,73 @@ fn relay_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, header, mask, utf8, relay_step);
+/// Re-masking (`Forwarder::process_mut`): `auto` on a browser's traffic (a random key per
+/// frame, nothing re-masked) against `never`, and `always` on a 64 KiB frame against one
+/// `apply_mask` pass over the same bytes. Each iteration gets a fresh copy of the input (not
+/// timed), since re-masking rewrites it.
+fn remask(c: &mut Criterion) {
+    let mut group = c.benchmark_group("remask");
+    // 64 KiB of 32-byte binary frames from a client, each with its own random key.
+    let mut small = Vec::new();
+    while small.len() + 38 <= 64 * 1024 {
+        let key = wsrelay::codec::random::masking_key().expect("random key");
+        let header = FrameHeader {
+            mask: Some(key),
+            ..FrameHeader::new(OpCode::Binary, 32)
+        };
+        let mut payload = [7u8; 32];
+        apply_mask(&mut payload, key, 0);
+        small.extend_from_slice(&encoded(header));
+        small.extend_from_slice(&payload);
+    }
+    let config = |remask| ForwarderConfig {
+        remask,
+        ..ForwarderConfig::new(Role::Server)
+    };
+    group.throughput(Throughput::Bytes(small.len() as u64));
+    for (name, mode) in [("never", Remask::Never), ("auto", Remask::Auto)] {
+        let mut check = small.clone();
+        let step = Forwarder::new(config(mode)).process_mut(&mut check);
+        assert_eq!((step.forward, step.remasked), (small.len(), 0), "{step:?}");
+        group.bench_function(format!("random_keys_32b_frames_64k/{name}"), |b| {
+            b.iter_batched_ref(
+                || small.clone(),
+                |input| Forwarder::new(config(mode)).process_mut(black_box(input)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+
+    // One masked 64 KiB binary frame.
+    let mut payload = vec![0x5a_u8; 64 * 1024];
+    apply_mask(&mut payload, KEY, 0);
+    let big = [
+        encoded(masked(FrameHeader::new(
+            OpCode::Binary,
+            payload.len() as u64,
+        ))),
+        payload.clone(),
+    ]
+    .concat();
+    group.throughput(Throughput::Bytes(big.len() as u64));
+    for (name, mode) in [("never", Remask::Never), ("always", Remask::Always)] {
+        group.bench_function(format!("binary_frame_64k/{name}"), |b| {
+            b.iter_batched_ref(
+                || big.clone(),
+                |input| Forwarder::new(config(mode)).process_mut(black_box(input)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.bench_function("binary_frame_64k/apply_mask_only", |b| {
+        b.iter_batched_ref(
+            || payload.clone(),
+            |input| apply_mask(black_box(input), [1, 2, 3, 4], 0),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, header, mask, utf8, relay_step, remask);
 criterion_main!(benches);

@@ -49,8 +49,11 @@ const BACKLOG: u32 = 1024;
 impl Gateway {
     /// Binds and listens on one socket per listener and worker (a port of 0 is resolved
     /// once, so all workers share the port the first one got). Connections queue from here
-    /// on. Routes that skip certificate verification are logged as warnings.
+    /// on. Routes that skip certificate verification are logged as warnings. Fails when the
+    /// OS random source does not work: every upgrade and re-masked frame needs it.
     pub async fn bind(config: GatewayConfig) -> io::Result<Gateway> {
+        wsrelay_codec::random::seed_this_thread()
+            .map_err(|e| io::Error::other(format!("cannot start: {e}")))?;
         for route in &config.routes {
             if route
                 .upstream

@@ -389,6 +389,7 @@ fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o:
         duration_ms = started.elapsed().as_millis() as u64,
         c2u_frames = o.client_to_upstream.frames,
         c2u_bytes = o.client_to_upstream.bytes,
+        c2u_remasked = o.client_to_upstream.remasked,
         u2c_frames = o.upstream_to_client.frames,
         u2c_bytes = o.upstream_to_client.bytes,
         client_close = ?code(&o.client_close),

@@ -7,15 +7,15 @@ use wsrelay_codec::{
     ProtocolError, Role, RSV1,
 };
 use wsrelay_relay::forwarder::{Event, Step, MAX_CONTROL_FRAME};
-use wsrelay_relay::{Forwarder, ForwarderConfig, Violation};
+use wsrelay_relay::{Forwarder, ForwarderConfig, Remask, Violation};
 
 /// The relay's state machine over one direction of traffic.
 ///
 /// Input layout: byte 0 picks the configuration (bit 0 role: a client's masked frames or an
 /// upstream's unmasked ones; bit 1 RSV1 allowed; bit 2 UTF-8 checking off; bits 3-4 the frame
 /// size limit, none/0/20/200; bits 5-6 the message size limit, none/0/50/300). The low two bits
-/// of byte 1 say how many chunk sizes follow (1-4, cycled; 0 feeds no new bytes). The rest is
-/// the peer's byte stream.
+/// of byte 1 say how many chunk sizes follow (1-4, cycled; 0 feeds no new bytes), its bits 2-3
+/// the re-masking mode (never, auto, always, auto). The rest is the peer's byte stream.
 ///
 /// The stream is fed as the pump does: unconsumed bytes are kept and passed again in front of
 /// the next chunk, `consumed` bytes are dropped, `forward` bytes are appended to the output.
@@ -35,7 +35,11 @@ use wsrelay_relay::{Forwarder, ForwarderConfig, Violation};
 /// - chunking does not change decisions: the whole stream in one call gives the same event, and
 ///   exactly what a plain whole-buffer reference reader (written from RFC 6455) accepts; the
 ///   chunked run forwards the same bytes, plus only the start of the offending frame when a
-///   violation is found in a frame that was already partly forwarded.
+///   violation is found in a frame that was already partly forwarded;
+/// - re-masking (the chunked run re-masks in place as the pump does): the frames forwarded
+///   carry the same headers and unmasked payloads as the whole-stream run's, whatever the
+///   chunking; nothing is re-masked under `never` or towards a client, everything under
+///   `always`.
 pub fn relay_forwarder(data: &[u8]) {
     let Some((&knobs, rest)) = data.split_first() else {
         return;
@@ -58,6 +62,8 @@ pub fn relay_forwarder(data: &[u8]) {
         validate_utf8: knobs & 4 == 0,
         max_frame_size: [None, Some(0), Some(20), Some(200)][usize::from(knobs >> 3 & 3)],
         max_message_size: [None, Some(0), Some(50), Some(300)][usize::from(knobs >> 5 & 3)],
+        remask: [Remask::Never, Remask::Auto, Remask::Always, Remask::Auto]
+            [usize::from(plan >> 2 & 3)],
     };
 
     let expected = reference(input, &config);
@@ -94,12 +100,49 @@ pub fn relay_forwarder(data: &[u8]) {
     } else {
         assert_eq!(chunked.frames, step.frames);
     }
+    // Re-masked or not, the same frames went out: same headers, same unmasked payloads.
+    let common = &chunked.output[..expected.forward];
+    assert_eq!(
+        unmasked(common, whole_out.parse),
+        unmasked(&whole_out.out, whole_out.parse),
+        "re-masking changed what the frames say"
+    );
+    let remasks = config.role == Role::Server && config.remask != Remask::Never;
+    match (remasks, config.remask) {
+        (false, _) => assert_eq!(chunked.remasked, 0, "re-masked without being asked"),
+        (true, Remask::Always) => assert_eq!(chunked.remasked, chunked.frames),
+        (true, _) => assert!(chunked.remasked <= chunked.frames),
+    }
+}
+
+/// A frame stream with every frame unmasked and its key zeroed: what the frames say, whoever
+/// masked them. A frame cut short at the end keeps its prefix.
+fn unmasked(stream: &[u8], parse: ParseConfig) -> Vec<u8> {
+    let mut out = stream.to_vec();
+    let mut at = 0;
+    while at < out.len() {
+        let Ok(Parse::Complete(h, n)) = FrameHeader::parse(&out[at..], parse) else {
+            panic!("forwarded bytes at {at} do not start a valid frame");
+        };
+        let end = (at + n)
+            .saturating_add(h.payload_len as usize)
+            .min(out.len());
+        if let Some(key) = h.mask {
+            apply_mask(&mut out[at + n..end], key, 0);
+            out[at + n - 4..at + n].fill(0);
+        }
+        at = end;
+    }
+    out
 }
 
 /// What feeding a stream in chunks produced.
 struct Chunked {
     forwarded: usize,
+    /// The bytes forwarded, as they left (re-masked where the forwarder re-masked them).
+    output: Vec<u8>,
     frames: u64,
+    remasked: u64,
     last_mid_frame: bool,
     event: Option<Event>,
 }
@@ -112,6 +155,7 @@ fn feed_in_chunks(input: &[u8], sizes: &[u8], config: ForwarderConfig) -> Chunke
     let mut pending: Vec<u8> = Vec::new();
     let mut fed = 0;
     let mut frames = 0;
+    let mut remasked = 0;
     let mut last_mid_frame = false;
     // Sizes of 0 feed nothing new; if all are 0, feed one byte at a time.
     let all_zero = sizes.iter().all(|s| *s == 0);
@@ -125,9 +169,16 @@ fn feed_in_chunks(input: &[u8], sizes: &[u8], config: ForwarderConfig) -> Chunke
         let end = input.len().min(fed + size);
         pending.extend_from_slice(&input[fed..end]);
         fed = end;
-        let step = forwarder.process(&pending);
+        let before = pending.clone();
+        let step = forwarder.process_mut(&mut pending);
+        assert_eq!(
+            pending[step.consumed..],
+            before[step.consumed..],
+            "re-masking touched bytes left for the next call"
+        );
         check_step(&step, &pending, &mut out);
         frames += step.frames;
+        remasked += step.remasked;
         last_mid_frame = step.mid_frame;
         pending.drain(..step.consumed);
         if step.event.is_some() {
@@ -137,7 +188,9 @@ fn feed_in_chunks(input: &[u8], sizes: &[u8], config: ForwarderConfig) -> Chunke
             after_event(&mut forwarder, &step, &pending);
             return Chunked {
                 forwarded: out.len(),
+                output: out.out,
                 frames,
+                remasked,
                 last_mid_frame,
                 event: step.event,
             };
@@ -171,7 +224,9 @@ fn feed_in_chunks(input: &[u8], sizes: &[u8], config: ForwarderConfig) -> Chunke
     out.finish();
     Chunked {
         forwarded: out.len(),
+        output: out.out,
         frames,
+        remasked,
         last_mid_frame,
         event: None,
     }
@@ -435,6 +490,7 @@ impl OutputCheck {
                 assert!(self.open_frame.is_none() && self.next == self.out.len());
             }
             Some(Event::OwnPong) => panic!("no pong token was armed"),
+            Some(Event::RandomFailed(e)) => panic!("the random source failed: {e}"),
             Some(Event::Violation(v)) => {
                 assert!(
                     matches!(v.close_code(), 1002 | 1007 | 1009),

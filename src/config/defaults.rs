@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wsrelay_relay::RelayOptions;
+use wsrelay_relay::{RelayOptions, Remask};
 
 /// Time a client has to complete TLS and send its upgrade request (408 after it).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +34,8 @@ pub const MAX_FRAME_SIZE: u64 = 16 * 1024 * 1024;
 pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 /// Text messages are checked for valid UTF-8 (RFC 6455 §8.1; close 1007 otherwise).
 pub const VALIDATE_UTF8: bool = true;
+/// Re-mask a client's frames towards the upstream once its masking keys turn out predictable.
+pub const REMASK: Remask = Remask::Auto;
 /// On a TLS listener, a Host that is not the SNI name gets 421.
 pub const SNI_HOST_CHECK: bool = true;
 /// No RFC 7239 `Forwarded` header unless asked for (the `X-Forwarded-*` ones are always sent).
@@ -61,6 +63,7 @@ pub fn relay_options() -> RelayOptions {
         idle_timeout: none_if_zero(IDLE_TIMEOUT),
         keep_alive: none_if_zero(KEEPALIVE_INTERVAL),
         aggregate_fragments: false,
+        remask: REMASK,
     }
 }
 

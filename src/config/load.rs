@@ -11,7 +11,7 @@ use std::time::Duration;
 use regex::Regex;
 use toml::Spanned;
 use wsrelay_handshake::{is_hop_by_hop, validate_header, Limits, WsUri};
-use wsrelay_relay::RelayOptions;
+use wsrelay_relay::{RelayOptions, Remask};
 
 use super::diagnostics::{parse_document, Origin, Reporter};
 use super::flags::FlagDocument;
@@ -337,8 +337,30 @@ impl Loader<'_> {
             idle_timeout: defaults::none_if_zero(idle),
             keep_alive: defaults::none_if_zero(keepalive),
             aggregate_fragments: false,
+            remask: self.remask(tuning.remask.as_ref()),
         };
         (connect_timeout, upgrade_timeout, relay)
+    }
+
+    /// `remask`: when a client's frames get masking keys of the relay's own.
+    fn remask(&mut self, value: Option<&Spanned<String>>) -> Remask {
+        let Some(value) = value else {
+            return defaults::REMASK;
+        };
+        match value.get_ref().as_str() {
+            "auto" => Remask::Auto,
+            "always" => Remask::Always,
+            "never" => Remask::Never,
+            other => {
+                self.report.at(
+                    value,
+                    &format!("unknown remask mode {other:?}"),
+                    "write \"auto\" (re-mask once a client's keys are predictable; the default), \
+                     \"always\" or \"never\"",
+                );
+                defaults::REMASK
+            }
+        }
     }
 
     /// Every `$name` / `${name}` of a rewrite must name a capture group of the path match.

@@ -83,6 +83,7 @@ with_tuning_keys! {
         buffer_size: Option<Spanned<usize>>,
         validate_utf8: Option<bool>,
         keepalive_interval: Option<Spanned<String>>,
+        remask: Option<Spanned<String>>,
     }
     /// `[[routes]]`: the route's own keys, then every tuning key.
     struct RouteSection {

@@ -187,8 +187,31 @@ impl RawPeer {
         self.role == Role::Client
     }
 
-    pub async fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) {
-        let wire = frame(opcode, fin, payload, self.masks());
+    /// Sends one frame, masked like a browser's (a fresh random key) when this peer is a
+    /// client; returns the key used.
+    pub async fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Option<[u8; 4]> {
+        let key = self
+            .masks()
+            .then(|| wsrelay_codec::random::masking_key().expect("random key"));
+        self.send_masked(opcode, fin, payload, key).await;
+        key
+    }
+
+    /// Sends one frame masked with `key` (`None`: unmasked), e.g. a predictable key.
+    pub async fn send_masked(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        key: Option<[u8; 4]>,
+    ) {
+        let header = FrameHeader {
+            fin,
+            mask: key,
+            ..FrameHeader::new(opcode, 0)
+        };
+        let mut wire = Vec::new();
+        write_frame(&mut wire, header, payload);
         self.stream.write_all(&wire).await.unwrap();
     }
 

@@ -1,8 +1,8 @@
 //! The per-direction state machine: which bytes of a peer's stream may be forwarded as they are.
 
 use wsrelay_codec::{
-    apply_mask, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, Role, Utf8Validator,
-    MAX_CONTROL_PAYLOAD, RSV1,
+    apply_mask, random, CloseFrame, FrameHeader, OpCode, Parse, ParseConfig, RandomError, Role,
+    Utf8Validator, MAX_CONTROL_PAYLOAD, RSV1,
 };
 
 use crate::Violation;
@@ -23,6 +23,32 @@ pub struct ForwarderConfig {
     pub max_message_size: Option<u64>,
     /// Validate UTF-8 of uncompressed text messages as they stream through.
     pub validate_utf8: bool,
+    /// When a client's frame leaves with a masking key of the relay's own instead of the
+    /// client's (see [`Remask`]). Only [`Forwarder::process_mut`] re-masks: it alone may change
+    /// the bytes it checks.
+    pub remask: Remask,
+}
+
+/// When the relay replaces a client's masking key with one of its own (RFC 6455 §5.3, §10.3).
+///
+/// Towards the upstream the relay is the client, and a client's masking key "MUST be derived
+/// from a strong source of entropy": masking keeps bytes a script chose off the wire, where a
+/// confused intermediary could take them for HTTP. A browser's keys are random and can pass as
+/// they are; a client that sends the key `00 00 00 00`, or one key twice in a row, is
+/// predictable, and forwarding its frames unchanged would put its plaintext on the upstream
+/// connection. Re-masking costs one XOR pass over the payload with `old_key ^ new_key`, in
+/// place, as the payload streams through; the new key comes from
+/// [`wsrelay_codec::random::masking_key`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Remask {
+    /// Re-mask from the first frame whose key is predictable (zero, or the same as that
+    /// client's previous frame) to the end of the connection; random keys pass unchanged.
+    #[default]
+    Auto,
+    /// Re-mask every client frame.
+    Always,
+    /// Forward every key as the client chose it (for clients the operator trusts).
+    Never,
 }
 
 impl ForwarderConfig {
@@ -34,6 +60,7 @@ impl ForwarderConfig {
             max_frame_size: None,
             max_message_size: None,
             validate_utf8: true,
+            remask: Remask::Auto,
         }
     }
 }
@@ -93,6 +120,9 @@ pub enum Event {
     /// A pong answering the relay's own keep-alive ping (see [`Forwarder::absorb_pongs`]): it
     /// is `input[forward..consumed]`, taken in but not forwarded. Processing stops after it.
     OwnPong,
+    /// A frame had to be re-masked and the random source failed: the frame is not forwarded
+    /// and the stream is over (never a predictable key instead; see [`wsrelay_codec::random`]).
+    RandomFailed(RandomError),
 }
 
 /// The result of feeding bytes to a [`Forwarder`].
@@ -109,6 +139,8 @@ pub struct Step {
     pub mid_frame: bool,
     /// Frames whose header was forwarded in this step.
     pub frames: u64,
+    /// Of those, frames re-masked with a key of the relay's own (see [`Remask`]).
+    pub remasked: u64,
     /// Why processing stopped early, if it did.
     pub event: Option<Event>,
 }
@@ -126,6 +158,9 @@ enum Phase {
         offset: u64,
         /// Masking key, for unmasking text to validate.
         mask: Option<[u8; 4]>,
+        /// When the frame is re-masked: the client's key XOR the relay's, applied to the
+        /// payload as it passes.
+        rekey: Option<[u8; 4]>,
         /// Whether this frame ends its message.
         fin: bool,
     },
@@ -171,7 +206,8 @@ enum Message {
 /// Frames are checked header by header; data payloads pass through as they arrive (a frame of any
 /// size streams in pieces), control frames are taken whole so close payloads can be checked, and
 /// text is validated as UTF-8 on an unmasked copy, never in place. Forwarded bytes are the input
-/// bytes unchanged, masking key included (RFC 6455 §10.3 holds: the key is the client's own).
+/// bytes unchanged, masking key included, except where [`process_mut`](Forwarder::process_mut)
+/// re-masks a client's frame whose key is predictable (see [`Remask`]).
 ///
 /// ```
 /// use wsrelay_codec::Role;
@@ -190,6 +226,10 @@ pub struct Forwarder {
     utf8: Utf8Validator,
     /// Payload of the relay's own keep-alive pings: pongs carrying it are absorbed.
     pong_token: Option<[u8; 8]>,
+    /// The client's key on its previous frame, for [`Remask::Auto`].
+    last_key: Option<[u8; 4]>,
+    /// Under [`Remask::Auto`]: a predictable key was seen, every frame from now on is re-masked.
+    remasking: bool,
 }
 
 impl Forwarder {
@@ -201,6 +241,8 @@ impl Forwarder {
             message: Message::None,
             utf8: Utf8Validator::new(),
             pong_token: None,
+            last_key: None,
+            remasking: false,
         }
     }
 
@@ -243,34 +285,91 @@ impl Forwarder {
         self.pong_token = Some(token);
     }
 
-    /// Feeds the next bytes of the stream (beginning with what the previous step left unconsumed).
+    /// Feeds the next bytes of the stream (beginning with what the previous step left
+    /// unconsumed). The bytes are only read: nothing is re-masked (see
+    /// [`process_mut`](Forwarder::process_mut)).
     pub fn process(&mut self, input: &[u8]) -> Step {
         let mut piece = Piece::default();
         // Without keep-alive the pong check is compiled out of the loop (it costs ~8% on small
         // frames even when never taken).
         if self.pong_token.is_some() {
-            self.run::<false, true>(input, 0, &mut piece)
+            self.run::<false, true, _>(input, 0, &mut piece)
         } else {
-            self.run::<false, false>(input, 0, &mut piece)
+            self.run::<false, false, _>(input, 0, &mut piece)
         }
     }
 
-    /// Like [`process`](Forwarder::process), but stops after one frame or one chunk of a frame's
-    /// payload and says what it covered, for a pump that shows frames to a hook. A data frame of
-    /// at most `whole_limit` bytes (header included) is taken only once all of it is in `input`.
-    pub(crate) fn next_piece(&mut self, input: &[u8], whole_limit: usize) -> (Step, Piece) {
+    /// Like [`process`](Forwarder::process), and re-masks client frames in place as
+    /// [`ForwarderConfig::remask`] says: the frame's header gets the new key and its payload,
+    /// as it streams through, one XOR pass with `old_key ^ new_key`. Bytes a step did not
+    /// consume are left as they were, so they can be passed again.
+    pub fn process_mut(&mut self, input: &mut [u8]) -> Step {
         let mut piece = Piece::default();
-        let step = self.run::<true, true>(input, whole_limit, &mut piece);
+        if self.config.remask == Remask::Never || self.config.role != Role::Server {
+            return self.process(input);
+        }
+        if self.pong_token.is_some() {
+            self.run::<false, true, _>(input, 0, &mut piece)
+        } else {
+            self.run::<false, false, _>(input, 0, &mut piece)
+        }
+    }
+
+    /// Like [`process_mut`](Forwarder::process_mut), but stops after one frame or one chunk of
+    /// a frame's payload and says what it covered, for a pump that shows frames to a hook. A
+    /// data frame of at most `whole_limit` bytes (header included) is taken only once all of it
+    /// is in `input`.
+    pub(crate) fn next_piece(&mut self, input: &mut [u8], whole_limit: usize) -> (Step, Piece) {
+        let mut piece = Piece::default();
+        let step = self.run::<true, true, _>(input, whole_limit, &mut piece);
         (step, piece)
+    }
+
+    /// Decides whether the client's frame with masking key `key` leaves with a new key.
+    #[inline(always)]
+    fn remask(&mut self, key: [u8; 4]) -> bool {
+        match self.config.remask {
+            Remask::Never => false,
+            Remask::Always => true,
+            Remask::Auto => {
+                let predictable = key == [0; 4] || self.last_key == Some(key);
+                self.last_key = Some(key);
+                self.remasking |= predictable;
+                self.remasking
+            }
+        }
+    }
+
+    /// Gives the frame whose header is `wire[at..at + header_len]` a fresh masking key (the
+    /// header's last four bytes) and returns `old ^ new`, the pass that turns its payload from
+    /// one key to the other.
+    fn rekey(
+        wire: &mut [u8],
+        at: usize,
+        header: &mut FrameHeader,
+        header_len: usize,
+    ) -> Result<[u8; 4], RandomError> {
+        let old = header.mask.unwrap_or_default();
+        let new = random::masking_key()?;
+        if let Some(key) = wire.get_mut(at + header_len - 4..at + header_len) {
+            key.copy_from_slice(&new);
+        }
+        header.mask = Some(new);
+        Ok([
+            old[0] ^ new[0],
+            old[1] ^ new[1],
+            old[2] ^ new[2],
+            old[3] ^ new[3],
+        ])
     }
 
     /// The stream reader. `ONE` is false for [`process`](Forwarder::process), which compiles to
     /// the plain pass-through loop: every `if ONE` below vanishes from it. `PONGS` is true when
     /// pongs answering the relay's own pings are to be absorbed.
     #[inline(always)]
-    fn run<const ONE: bool, const PONGS: bool>(
+    fn run<const ONE: bool, const PONGS: bool, W: Wire>(
         &mut self,
-        input: &[u8],
+        mut wire: W,
         whole_limit: usize,
         piece: &mut Piece,
     ) -> Step {
@@ -279,6 +378,7 @@ impl Forwarder {
             consumed: 0,
             mid_frame: false,
             frames: 0,
+            remasked: 0,
             event: None,
         };
         // Start of the data frame under way, if its header is in this input.
@@ -288,12 +388,12 @@ impl Forwarder {
             match self.phase {
                 Phase::Done => break,
                 Phase::Header => {
-                    let rest = &input[pos..];
+                    let rest = &wire.bytes()[pos..];
                     let parse_config = ParseConfig {
                         role: self.config.role,
                         allowed_rsv: self.config.allowed_rsv,
                     };
-                    let (header, header_len) = match FrameHeader::parse(rest, parse_config) {
+                    let (mut header, header_len) = match FrameHeader::parse(rest, parse_config) {
                         Ok(Parse::Complete(h, n)) => (h, n),
                         Ok(Parse::Incomplete(_)) => break,
                         Err(e) => return self.fail(step, Some(pos), pos, pos, e.into()),
@@ -304,9 +404,23 @@ impl Forwarder {
                     if header.opcode.is_control() {
                         // Bounded by the 125-byte rule the header parse enforced.
                         let frame_len = header_len + header.payload_len as usize;
-                        let Some(frame) = rest.get(..frame_len) else {
+                        if rest.len() < frame_len {
                             break;
-                        };
+                        }
+                        let mut remasked = false;
+                        if let (Some(key), Some(bytes)) = (header.mask, wire.bytes_mut()) {
+                            if self.remask(key) {
+                                match Self::rekey(bytes, pos, &mut header, header_len) {
+                                    Ok(delta) => {
+                                        let payload = pos + header_len..pos + frame_len;
+                                        apply_mask(&mut bytes[payload], delta, 0);
+                                        remasked = true;
+                                    }
+                                    Err(e) => return self.fail_random(step, pos, e),
+                                }
+                            }
+                        }
+                        let frame = &wire.bytes()[pos..pos + frame_len];
                         if PONGS
                             && header.opcode == OpCode::Pong
                             && self.is_own_pong(&header, frame)
@@ -330,6 +444,7 @@ impl Forwarder {
                             match close_payload(&header, frame, header_len) {
                                 Ok(payload) => {
                                     step.frames += 1;
+                                    step.remasked += u64::from(remasked);
                                     pos += frame_len;
                                     self.phase = Phase::Done;
                                     step.event = Some(Event::Close(payload));
@@ -341,6 +456,7 @@ impl Forwarder {
                             break;
                         }
                         step.frames += 1;
+                        step.remasked += u64::from(remasked);
                         pos += frame_len;
                         if ONE {
                             break;
@@ -352,6 +468,19 @@ impl Forwarder {
                         if frame_len <= whole_limit as u64 && (rest.len() as u64) < frame_len {
                             break;
                         }
+                    }
+                    // Re-masked only once the frame is taken in: bytes left for the next call
+                    // keep the client's key, so they are not re-masked twice.
+                    let mut rekey = None;
+                    if let (Some(key), Some(bytes)) = (header.mask, wire.bytes_mut()) {
+                        if self.remask(key) {
+                            match Self::rekey(bytes, pos, &mut header, header_len) {
+                                Ok(delta) => rekey = Some(delta),
+                                Err(e) => return self.fail_random(step, pos, e),
+                            }
+                        }
+                    }
+                    if ONE {
                         *piece = Piece {
                             header: Some(header),
                             header_len,
@@ -361,13 +490,15 @@ impl Forwarder {
                             complete: header.payload_len == 0,
                         };
                     }
-                    self.start_data_frame(&header);
+                    self.start_data_frame(&header, rekey);
                     step.frames += 1;
+                    step.remasked += u64::from(rekey.is_some());
                     frame_start = Some(pos);
                     pos += header_len;
                     if header.payload_len == 0 {
                         if let Err(v) = self.end_data_frame(header.fin) {
                             step.frames -= 1;
+                            step.remasked -= u64::from(rekey.is_some());
                             return self.fail(step, Some(pos - header_len), pos, pos, v);
                         }
                         if ONE {
@@ -379,18 +510,26 @@ impl Forwarder {
                     remaining,
                     offset,
                     mask,
+                    rekey,
                     fin,
                 } => {
-                    let available = (input.len() - pos) as u64;
+                    let available = (wire.bytes().len() - pos) as u64;
                     if available == 0 {
                         break;
                     }
                     let take = remaining.min(available);
-                    let chunk = &input[pos..pos + take as usize];
+                    let span = pos..pos + take as usize;
+                    if let (Some(delta), Some(bytes)) = (rekey, wire.bytes_mut()) {
+                        apply_mask(&mut bytes[span.clone()], delta, offset);
+                    }
+                    let chunk = &wire.bytes()[span];
+                    // A frame that began in this input and is dropped is not counted.
+                    let uncount = u64::from(frame_start.is_some());
                     if let Message::Open { validate: true, .. } = self.message {
                         if let Err(e) = validate_text(&mut self.utf8, chunk, mask, offset) {
                             let end = pos + chunk.len();
-                            step.frames -= u64::from(frame_start.is_some());
+                            step.frames -= uncount;
+                            step.remasked -= uncount * u64::from(rekey.is_some());
                             return self.fail(step, frame_start, pos, end, e.into());
                         }
                     }
@@ -405,7 +544,8 @@ impl Forwarder {
                         if let Err(v) = self.end_data_frame(fin) {
                             // The frame's last byte completed an invalid text message.
                             let checked = pos - chunk.len();
-                            step.frames -= u64::from(frame_start.is_some());
+                            step.frames -= uncount;
+                            step.remasked -= uncount * u64::from(rekey.is_some());
                             return self.fail(step, frame_start, checked, pos, v);
                         }
                         frame_start = None;
@@ -414,6 +554,7 @@ impl Forwarder {
                             remaining: remaining - take,
                             offset: offset + take,
                             mask,
+                            rekey,
                             fin,
                         };
                     }
@@ -483,7 +624,7 @@ impl Forwarder {
         Ok(())
     }
 
-    fn start_data_frame(&mut self, header: &FrameHeader) {
+    fn start_data_frame(&mut self, header: &FrameHeader, rekey: Option<[u8; 4]>) {
         match (header.opcode, &mut self.message) {
             (OpCode::Continuation, Message::Open { size, .. }) => *size += header.payload_len,
             (opcode, message) => {
@@ -500,6 +641,7 @@ impl Forwarder {
             remaining: header.payload_len,
             offset: 0,
             mask: header.mask,
+            rekey,
             fin: header.fin,
         };
     }
@@ -514,6 +656,17 @@ impl Forwarder {
             }
         }
         Ok(())
+    }
+
+    /// Ends the stream before the frame at `at`, which needed a new masking key and got none.
+    #[cold]
+    fn fail_random(&mut self, mut step: Step, at: usize, error: RandomError) -> Step {
+        self.phase = Phase::Done;
+        step.forward = at;
+        step.consumed = at;
+        step.mid_frame = false;
+        step.event = Some(Event::RandomFailed(error));
+        step
     }
 
     /// Ends the stream on a violation found in the frame that starts at `frame_start` in this
@@ -535,6 +688,37 @@ impl Forwarder {
         step.consumed = consumed.max(step.forward);
         step.event = Some(Event::Violation(v));
         step
+    }
+}
+
+/// The bytes a step reads: only read by [`Forwarder::process`], writable (for re-masking) by
+/// [`Forwarder::process_mut`]. Generic, so the read-only loop has no re-masking code in it.
+trait Wire {
+    fn bytes(&self) -> &[u8];
+    fn bytes_mut(&mut self) -> Option<&mut [u8]>;
+}
+
+impl Wire for &[u8] {
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+}
+
+impl Wire for &mut [u8] {
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+
+    #[inline(always)]
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(self)
     }
 }
 

@@ -3,9 +3,22 @@
 //! Relays one client connection and one upstream connection, both past their opening handshake,
 //! over any `AsyncRead + AsyncWrite + Unpin` streams (TCP, TLS, in-memory pipes). Messages are
 //! never reassembled: each frame header is parsed and checked, and payload bytes are forwarded as
-//! they arrive, the client's masking key included, so a frame of any size streams through a
-//! bounded buffer. Text is validated as UTF-8 on the fly; control frames pass at once, also between
+//! they arrive, so a frame of any size streams through a bounded buffer. Text is validated as UTF-8 on the fly; control frames pass at once, also between
 //! fragments; a slow reader on one side slows the reading of the other (back-pressure).
+//!
+//! ## What is forwarded, and when a frame is re-masked
+//!
+//! A frame leaves as it came, header and payload byte for byte, with one exception. Towards the
+//! upstream the relay is the client, and a client's masking key must be unpredictable (RFC 6455
+//! §5.3; §10.3 explains the cache-poisoning attack masking prevents). A browser's keys are, so
+//! they are forwarded; a client whose key is `00 00 00 00`, or the same as on its previous frame,
+//! is predictable, and from that frame on ([`Remask::Auto`], the default) the relay gives each of
+//! its frames a key of its own: the new key goes into the header and the payload gets one XOR
+//! pass with `old_key ^ new_key` as it streams through, in the read buffer, never unmasked into a
+//! copy. [`Remask::Always`] re-masks every client frame, [`Remask::Never`] none. Keys come from
+//! [`wsrelay_codec::random::masking_key`] (a per-thread ChaCha12 generator seeded from the OS);
+//! [`Traffic::remasked`] counts re-masked frames. Frames from the upstream are unmasked (§5.1)
+//! and always pass as they are.
 //!
 //! ## Closing
 //!
@@ -116,7 +129,7 @@ mod relay;
 mod side;
 
 pub use error::Violation;
-pub use forwarder::{Forwarder, ForwarderConfig};
+pub use forwarder::{Forwarder, ForwarderConfig, Remask};
 pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Remask;
+
 /// How a connection is relayed. `Default` gives strict checking, no size limits, 64 KiB buffers.
 ///
 /// "No limit" is spelled `None` throughout: for the four size limits as for `idle_timeout` and
@@ -46,6 +48,10 @@ pub struct RelayOptions {
     /// `max_message_size`, or by [`DEFAULT_AGGREGATE_LIMIT`](crate::hook::DEFAULT_AGGREGATE_LIMIT)
     /// where that is `None` (1009 beyond either).
     pub aggregate_fragments: bool,
+    /// When a client's frame leaves for the upstream with a masking key of the relay's own
+    /// (RFC 6455 §5.3, §10.3): by default ([`Remask::Auto`]) once the client's keys turn out
+    /// predictable.
+    pub remask: Remask,
 }
 
 impl Default for RelayOptions {
@@ -62,6 +68,7 @@ impl Default for RelayOptions {
             idle_timeout: None,
             keep_alive: None,
             aggregate_fragments: false,
+            remask: Remask::Auto,
         }
     }
 }

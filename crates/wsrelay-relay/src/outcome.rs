@@ -50,6 +50,9 @@ pub struct Traffic {
     pub frames: u64,
     /// Wire bytes forwarded (headers and payloads).
     pub bytes: u64,
+    /// Client frames forwarded with a masking key of the relay's own instead of the client's
+    /// (see [`Remask`](crate::Remask)); always 0 towards the client.
+    pub remasked: u64,
 }
 
 /// Why a relay ended.

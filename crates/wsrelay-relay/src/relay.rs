@@ -52,6 +52,7 @@ where
             max_frame_size,
             max_message_size,
             validate_utf8: options.validate_utf8,
+            remask: options.remask,
         };
         let from_client = side_config(
             Role::Server,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use wsrelay_codec::{OpCode, Role};
-use wsrelay_relay::{EndReason, Frame, RelayOptions, Side, Verdict};
+use wsrelay_relay::{EndReason, Frame, RelayOptions, Remask, Side, Verdict};
 
 /// Options with a buffer large enough for whole 64 KiB frames.
 fn big_buffer() -> RelayOptions {
@@ -94,16 +94,19 @@ async fn replaced_payloads_cross_header_size_boundaries_both_ways() {
 
 #[tokio::test]
 async fn forward_keeps_the_bytes_and_drop_and_close_act_both_ways() {
+    // This client sends one key every time, which `Remask::Auto` would replace.
+    let options = RelayOptions {
+        remask: Remask::Never,
+        ..RelayOptions::default()
+    };
     for from in [Side::Client, Side::Upstream] {
-        let mut s = start_hooked(RelayOptions::default(), |f: &mut Frame<'_>| {
-            match f.payload() {
-                b"drop me" => Verdict::Drop,
-                b"close" => Verdict::Close {
-                    code: 4000,
-                    reason: "no".into(),
-                },
-                _ => Verdict::Forward,
-            }
+        let mut s = start_hooked(options.clone(), |f: &mut Frame<'_>| match f.payload() {
+            b"drop me" => Verdict::Drop,
+            b"close" => Verdict::Close {
+                code: 4000,
+                reason: "no".into(),
+            },
+            _ => Verdict::Forward,
         });
         let (src, dst, role) = streams(&mut s, from);
         let keep = sent_by(from, OpCode::Text, true, b"keep");
@@ -469,4 +472,32 @@ async fn a_control_frame_the_hook_makes_too_long_closes_with_1011() {
             code: 1011
         }
     );
+}
+
+/// With a hook, a frame passed through unchanged still leaves with a key of the relay's own
+/// once the client's key repeats (`Remask::Auto`), and the hook sees the client's payload.
+#[tokio::test]
+async fn a_repeated_key_is_replaced_on_the_hook_path_too() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let mut s = start_hooked(RelayOptions::default(), move |f: &mut Frame<'_>| {
+        log.lock().unwrap().push(f.payload().to_vec());
+        Verdict::Forward
+    });
+    let mut keys = Vec::new();
+    for payload in [&b"first"[..], b"second", b"third"] {
+        let wire = sent_by(Side::Client, OpCode::Text, true, payload);
+        let (h, p) = send_and_read(&mut s.client, &mut s.upstream, Role::Server, &wire).await;
+        assert_eq!(p, payload);
+        keys.push(h.mask.expect("masked towards the upstream"));
+    }
+    assert_eq!(keys[0], KEY, "a first key cannot be known to repeat");
+    assert!(
+        keys[1] != KEY && keys[2] != KEY && keys[1] != keys[2],
+        "{keys:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    let outcome = s.close_from_client(1000).await;
+    // The two repeats and the close (sent with the same key).
+    assert_eq!(outcome.client_to_upstream.remasked, 3);
 }

@@ -73,6 +73,15 @@ fn semantic_errors_are_all_reported() {
 }
 
 #[test]
+fn an_unknown_remask_mode_is_reported_at_its_value() {
+    let source = format!("{MINIMAL}remask = \"sometimes\"\n");
+    let e = &errors(&source)[0];
+    assert_eq!((e.line, e.column), (7, 10), "{e}");
+    assert!(e.message.contains("sometimes"), "{e}");
+    assert!(e.hint.contains("\"always\""), "{e}");
+}
+
+#[test]
 fn rewrite_references_are_checked() {
     let source = MINIMAL.replace(
         "path_prefix = \"/\"",
@@ -121,7 +130,7 @@ fn server_keys_are_read() {
 #[test]
 fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
     let source = format!(
-        "[defaults]\nidle_timeout = \"1m\"\nclose_timeout = \"2s\"\nmax_frame_size = 10\nmax_message_size = 20\nbuffer_size = 4096\nvalidate_utf8 = false\nconnect_timeout = \"1s\"\nupgrade_timeout = \"3s\"\nkeepalive_interval = \"20s\"\n{MINIMAL}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nbuffer_size = 512\nmax_frame_size = 0\nidle_timeout = \"0s\"\nkeepalive_interval = \"0s\"\n"
+        "[defaults]\nidle_timeout = \"1m\"\nclose_timeout = \"2s\"\nmax_frame_size = 10\nmax_message_size = 20\nbuffer_size = 4096\nvalidate_utf8 = false\nconnect_timeout = \"1s\"\nupgrade_timeout = \"3s\"\nkeepalive_interval = \"20s\"\nremask = \"never\"\n{MINIMAL}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nbuffer_size = 512\nremask = \"always\"\nmax_frame_size = 0\nidle_timeout = \"0s\"\nkeepalive_interval = \"0s\"\n"
     );
     let config = parse(&source, "t", Path::new(".")).unwrap();
     let (a, b) = (&config.routes[0], &config.routes[1]);
@@ -139,8 +148,10 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
             idle_timeout: Some(Duration::from_secs(60)),
             keep_alive: Some(Duration::from_secs(20)),
             aggregate_fragments: false,
+            remask: Remask::Never,
         }
     );
+    assert_eq!(b.relay.remask, Remask::Always);
     assert_eq!(
         (a.connect_timeout, a.upgrade_timeout),
         (Duration::from_secs(1), Duration::from_secs(3))

@@ -445,9 +445,11 @@ impl Pump {
     fn process_plain(&mut self) -> Option<PumpEvent> {
         loop {
             let limit = self.input_limit();
-            let buf = self.buf.as_deref()?;
-            let input = &buf[self.ready..self.end];
-            let step = self.forwarder.process(&input[..input.len().min(limit)]);
+            let (ready, end) = (self.ready, self.end);
+            let buf = self.buf.as_deref_mut()?;
+            let input = &mut buf[ready..end];
+            let take = input.len().min(limit);
+            let step = self.forwarder.process_mut(&mut input[..take]);
             self.mid_frame = step.mid_frame;
             self.active |= step.forward > 0
                 || matches!(step.event, Some(Event::Close(_) | Event::Violation(_)));
@@ -458,6 +460,7 @@ impl Pump {
             } else {
                 self.ready += step.forward;
                 self.traffic.frames += step.frames;
+                self.traffic.remasked += step.remasked;
             }
             match step.event? {
                 Event::OwnPong => {
@@ -492,6 +495,10 @@ impl Pump {
                 Event::Violation(v) => {
                     self.finish_reading();
                     return Some(PumpEvent::Violation(v));
+                }
+                Event::RandomFailed(error) => {
+                    self.finish_reading();
+                    return Some(PumpEvent::RandomFailed(error));
                 }
             }
         }
