@@ -172,7 +172,7 @@ impl FrameHeader {
     /// assert_eq!((h.opcode, h.payload_len, len), (OpCode::Text, 2, 6));
     /// # Ok::<(), wsrelay_codec::ProtocolError>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn parse(buf: &[u8], config: ParseConfig) -> Result<Parse, ProtocolError> {
         let (b0, b1) = match buf {
             [b0, b1, ..] => (*b0, *b1),

@@ -81,6 +81,19 @@ pub fn masking_key() -> Result<[u8; 4], RandomError> {
     })
 }
 
+/// A fresh masking key that is neither zero nor `old`: for a frame re-masked because its key
+/// was predictable, whose new key must differ from the one it replaces.
+pub fn masking_key_except(old: [u8; 4]) -> Result<[u8; 4], RandomError> {
+    // A draw is zero or `old` once in 2^31; eight in a row mean the generator is broken.
+    for _ in 0..8 {
+        let key = masking_key()?;
+        if key != [0; 4] && key != old {
+            return Ok(key);
+        }
+    }
+    Err(RandomError(getrandom::Error::UNEXPECTED))
+}
+
 /// Seeds this thread's key generator from the OS now (a no-op when it is seeded), so that a
 /// program learns at start, not at its first frame, that it has no random source.
 pub fn seed_this_thread() -> Result<(), RandomError> {

@@ -158,9 +158,6 @@ enum Phase {
         offset: u64,
         /// Masking key, for unmasking text to validate.
         mask: Option<[u8; 4]>,
-        /// When the frame is re-masked: the client's key XOR the relay's, applied to the
-        /// payload as it passes.
-        rekey: Option<[u8; 4]>,
         /// Whether this frame ends its message.
         fin: bool,
     },
@@ -226,10 +223,47 @@ pub struct Forwarder {
     utf8: Utf8Validator,
     /// Payload of the relay's own keep-alive pings: pongs carrying it are absorbed.
     pong_token: Option<[u8; 8]>,
-    /// The client's key on its previous frame, for [`Remask::Auto`].
-    last_key: Option<[u8; 4]>,
-    /// Under [`Remask::Auto`]: a predictable key was seen, every frame from now on is re-masked.
-    remasking: bool,
+    /// Re-masking state, between steps.
+    keys: Keys,
+    /// The rest of it.
+    rekey: Rekey,
+}
+
+/// What re-masking remembers from frame to frame. Copied into the step loop and back, so the
+/// loop keeps it in registers.
+#[derive(Debug, Clone, Copy)]
+struct Keys {
+    /// The client's key on its previous frame, for [`Remask::Auto`] (0 before the first: a
+    /// zero key is predictable anyway).
+    last: u32,
+    /// Every frame from now on is re-masked: [`Remask::Always`], or [`Remask::Auto`] once a
+    /// predictable key was seen.
+    all: bool,
+}
+
+/// Re-masking state the loop touches only on a re-masked frame (kept out of its registers).
+#[derive(Debug, Clone, Copy, Default)]
+struct Rekey {
+    /// The data frame under way was re-masked: its old key XOR its new one, applied to its
+    /// payload as it passes.
+    delta: [u8; 4],
+    /// The loop stopped before a frame that needs a new key: the frame's own key.
+    want: Option<[u8; 4]>,
+    /// The key drawn for that frame, taken by the loop when it resumes.
+    spare: Option<[u8; 4]>,
+}
+
+impl Keys {
+    /// Decides whether the client's frame with masking key `key` leaves with a new key: one
+    /// comparison with the previous key per frame, no branch on the mode.
+    #[inline(always)]
+    fn remask(&mut self, key: [u8; 4]) -> bool {
+        let key = u32::from_ne_bytes(key);
+        // `all` is set from the start under `Always`; under `Never` nothing calls this.
+        self.all |= key == 0 || key == self.last;
+        self.last = key;
+        self.all
+    }
 }
 
 impl Forwarder {
@@ -241,8 +275,11 @@ impl Forwarder {
             message: Message::None,
             utf8: Utf8Validator::new(),
             pong_token: None,
-            last_key: None,
-            remasking: false,
+            keys: Keys {
+                last: 0,
+                all: config.remask == Remask::Always,
+            },
+            rekey: Rekey::default(),
         }
     }
 
@@ -305,7 +342,7 @@ impl Forwarder {
     /// consume are left as they were, so they can be passed again.
     pub fn process_mut(&mut self, input: &mut [u8]) -> Step {
         let mut piece = Piece::default();
-        if self.config.remask == Remask::Never || self.config.role != Role::Server {
+        if !self.remasks() {
             return self.process(input);
         }
         if self.pong_token.is_some() {
@@ -321,51 +358,39 @@ impl Forwarder {
     /// is in `input`.
     pub(crate) fn next_piece(&mut self, input: &mut [u8], whole_limit: usize) -> (Step, Piece) {
         let mut piece = Piece::default();
-        let step = self.run::<true, true, _>(input, whole_limit, &mut piece);
+        let step = if self.remasks() {
+            self.run::<true, true, _>(input, whole_limit, &mut piece)
+        } else {
+            self.run::<true, true, _>(&*input, whole_limit, &mut piece)
+        };
         (step, piece)
     }
 
-    /// Decides whether the client's frame with masking key `key` leaves with a new key.
-    #[inline(always)]
-    fn remask(&mut self, key: [u8; 4]) -> bool {
-        match self.config.remask {
-            Remask::Never => false,
-            Remask::Always => true,
-            Remask::Auto => {
-                let predictable = key == [0; 4] || self.last_key == Some(key);
-                self.last_key = Some(key);
-                self.remasking |= predictable;
-                self.remasking
-            }
-        }
+    /// True if frames read here may be re-masked: a client's, with re-masking on.
+    fn remasks(&self) -> bool {
+        self.config.remask != Remask::Never && self.config.role == Role::Server
     }
 
-    /// Gives the frame whose header is `wire[at..at + header_len]` a fresh masking key (the
-    /// header's last four bytes) and returns `old ^ new`, the pass that turns its payload from
-    /// one key to the other.
-    fn rekey(
-        wire: &mut [u8],
-        at: usize,
-        header: &mut FrameHeader,
-        header_len: usize,
-    ) -> Result<[u8; 4], RandomError> {
+    /// Writes `new` over the masking key of the frame whose header is `wire[at..at + len]` (its
+    /// last four bytes) and records it in `header`; returns `old ^ new`, the pass that turns the
+    /// payload from one key to the other.
+    #[inline(always)]
+    fn rekey(wire: &mut [u8], at: usize, header: &mut FrameHeader, new: [u8; 4]) -> [u8; 4] {
         let old = header.mask.unwrap_or_default();
-        let new = random::masking_key()?;
-        if let Some(key) = wire.get_mut(at + header_len - 4..at + header_len) {
+        if let Some(key) = wire.get_mut(at.saturating_sub(4)..at) {
             key.copy_from_slice(&new);
         }
         header.mask = Some(new);
-        Ok([
-            old[0] ^ new[0],
-            old[1] ^ new[1],
-            old[2] ^ new[2],
-            old[3] ^ new[3],
-        ])
+        xor(old, new)
     }
 
     /// The stream reader. `ONE` is false for [`process`](Forwarder::process), which compiles to
     /// the plain pass-through loop: every `if ONE` below vanishes from it. `PONGS` is true when
     /// pongs answering the relay's own pings are to be absorbed.
+    ///
+    /// The loop itself never calls out for a masking key (a call in it would keep the
+    /// forwarder's state in memory on every frame): it stops before a frame that needs one,
+    /// the key is drawn here, and the loop resumes at that frame.
     #[inline(always)]
     fn run<const ONE: bool, const PONGS: bool, W: Wire>(
         &mut self,
@@ -381,9 +406,52 @@ impl Forwarder {
             remasked: 0,
             event: None,
         };
+        if !W::WRITABLE {
+            let mut keys = self.keys;
+            return self.steps::<ONE, PONGS, W>(&mut wire, 0, step, whole_limit, piece, &mut keys);
+        }
+        let mut keys = self.keys;
+        // Each round takes at least one more frame: bounded by the frames in the input.
+        loop {
+            step = self.steps::<ONE, PONGS, W>(
+                &mut wire,
+                step.consumed,
+                step,
+                whole_limit,
+                piece,
+                &mut keys,
+            );
+            let Some(old) = self.rekey.want.take() else {
+                break;
+            };
+            match random::masking_key_except(old) {
+                Ok(new) => self.rekey.spare = Some(new),
+                Err(e) => {
+                    let at = step.consumed;
+                    step = self.fail_random(step, at, e);
+                    break;
+                }
+            }
+        }
+        self.keys = keys;
+        step
+    }
+
+    /// The loop of [`run`](Self::run) from `start`, adding to `step`, with the re-masking
+    /// state in `keys`.
+    #[inline(always)]
+    fn steps<const ONE: bool, const PONGS: bool, W: Wire>(
+        &mut self,
+        wire: &mut W,
+        start: usize,
+        mut step: Step,
+        whole_limit: usize,
+        piece: &mut Piece,
+        keys: &mut Keys,
+    ) -> Step {
         // Start of the data frame under way, if its header is in this input.
         let mut frame_start: Option<usize> = None;
-        let mut pos = 0usize;
+        let mut pos = start;
         loop {
             match self.phase {
                 Phase::Done => break,
@@ -409,15 +477,14 @@ impl Forwarder {
                         }
                         let mut remasked = false;
                         if let (Some(key), Some(bytes)) = (header.mask, wire.bytes_mut()) {
-                            if self.remask(key) {
-                                match Self::rekey(bytes, pos, &mut header, header_len) {
-                                    Ok(delta) => {
-                                        let payload = pos + header_len..pos + frame_len;
-                                        apply_mask(&mut bytes[payload], delta, 0);
-                                        remasked = true;
-                                    }
-                                    Err(e) => return self.fail_random(step, pos, e),
-                                }
+                            if keys.remask(key) {
+                                let Some(new) = self.rekey.spare.take() else {
+                                    self.rekey.want = Some(key);
+                                    break;
+                                };
+                                let delta = Self::rekey(bytes, pos + header_len, &mut header, new);
+                                apply_mask(&mut bytes[pos + header_len..pos + frame_len], delta, 0);
+                                remasked = true;
                             }
                         }
                         let frame = &wire.bytes()[pos..pos + frame_len];
@@ -471,13 +538,18 @@ impl Forwarder {
                     }
                     // Re-masked only once the frame is taken in: bytes left for the next call
                     // keep the client's key, so they are not re-masked twice.
-                    let mut rekey = None;
+                    // Once one frame is re-masked every later one is (`all` stays set), so
+                    // `rekey.delta` is set here only, and the payload reads it while `all` is set.
+                    let mut remasked = 0;
                     if let (Some(key), Some(bytes)) = (header.mask, wire.bytes_mut()) {
-                        if self.remask(key) {
-                            match Self::rekey(bytes, pos, &mut header, header_len) {
-                                Ok(delta) => rekey = Some(delta),
-                                Err(e) => return self.fail_random(step, pos, e),
-                            }
+                        if keys.remask(key) {
+                            let Some(new) = self.rekey.spare.take() else {
+                                self.rekey.want = Some(key);
+                                break;
+                            };
+                            self.rekey.delta =
+                                Self::rekey(bytes, pos + header_len, &mut header, new);
+                            remasked = 1;
                         }
                     }
                     if ONE {
@@ -490,15 +562,15 @@ impl Forwarder {
                             complete: header.payload_len == 0,
                         };
                     }
-                    self.start_data_frame(&header, rekey);
+                    self.start_data_frame(&header);
                     step.frames += 1;
-                    step.remasked += u64::from(rekey.is_some());
+                    step.remasked += remasked;
                     frame_start = Some(pos);
                     pos += header_len;
                     if header.payload_len == 0 {
                         if let Err(v) = self.end_data_frame(header.fin) {
                             step.frames -= 1;
-                            step.remasked -= u64::from(rekey.is_some());
+                            step.remasked -= remasked;
                             return self.fail(step, Some(pos - header_len), pos, pos, v);
                         }
                         if ONE {
@@ -510,7 +582,6 @@ impl Forwarder {
                     remaining,
                     offset,
                     mask,
-                    rekey,
                     fin,
                 } => {
                     let available = (wire.bytes().len() - pos) as u64;
@@ -519,8 +590,10 @@ impl Forwarder {
                     }
                     let take = remaining.min(available);
                     let span = pos..pos + take as usize;
-                    if let (Some(delta), Some(bytes)) = (rekey, wire.bytes_mut()) {
-                        apply_mask(&mut bytes[span.clone()], delta, offset);
+                    // Never for the read-only loop.
+                    let remasking = W::WRITABLE && keys.all;
+                    if let (true, Some(bytes)) = (remasking, wire.bytes_mut()) {
+                        apply_mask(&mut bytes[span.clone()], self.rekey.delta, offset);
                     }
                     let chunk = &wire.bytes()[span];
                     // A frame that began in this input and is dropped is not counted.
@@ -529,7 +602,7 @@ impl Forwarder {
                         if let Err(e) = validate_text(&mut self.utf8, chunk, mask, offset) {
                             let end = pos + chunk.len();
                             step.frames -= uncount;
-                            step.remasked -= uncount * u64::from(rekey.is_some());
+                            step.remasked -= uncount * u64::from(remasking);
                             return self.fail(step, frame_start, pos, end, e.into());
                         }
                     }
@@ -545,7 +618,7 @@ impl Forwarder {
                             // The frame's last byte completed an invalid text message.
                             let checked = pos - chunk.len();
                             step.frames -= uncount;
-                            step.remasked -= uncount * u64::from(rekey.is_some());
+                            step.remasked -= uncount * u64::from(remasking);
                             return self.fail(step, frame_start, checked, pos, v);
                         }
                         frame_start = None;
@@ -554,7 +627,6 @@ impl Forwarder {
                             remaining: remaining - take,
                             offset: offset + take,
                             mask,
-                            rekey,
                             fin,
                         };
                     }
@@ -624,7 +696,7 @@ impl Forwarder {
         Ok(())
     }
 
-    fn start_data_frame(&mut self, header: &FrameHeader, rekey: Option<[u8; 4]>) {
+    fn start_data_frame(&mut self, header: &FrameHeader) {
         match (header.opcode, &mut self.message) {
             (OpCode::Continuation, Message::Open { size, .. }) => *size += header.payload_len,
             (opcode, message) => {
@@ -641,7 +713,6 @@ impl Forwarder {
             remaining: header.payload_len,
             offset: 0,
             mask: header.mask,
-            rekey,
             fin: header.fin,
         };
     }
@@ -691,14 +762,23 @@ impl Forwarder {
     }
 }
 
+/// The pass that turns bytes masked with `a` into bytes masked with `b`.
+fn xor(a: [u8; 4], b: [u8; 4]) -> [u8; 4] {
+    (u32::from_ne_bytes(a) ^ u32::from_ne_bytes(b)).to_ne_bytes()
+}
+
 /// The bytes a step reads: only read by [`Forwarder::process`], writable (for re-masking) by
 /// [`Forwarder::process_mut`]. Generic, so the read-only loop has no re-masking code in it.
 trait Wire {
+    /// True for the writable kind.
+    const WRITABLE: bool;
     fn bytes(&self) -> &[u8];
     fn bytes_mut(&mut self) -> Option<&mut [u8]>;
 }
 
 impl Wire for &[u8] {
+    const WRITABLE: bool = false;
+
     #[inline(always)]
     fn bytes(&self) -> &[u8] {
         self
@@ -711,6 +791,8 @@ impl Wire for &[u8] {
 }
 
 impl Wire for &mut [u8] {
+    const WRITABLE: bool = true;
+
     #[inline(always)]
     fn bytes(&self) -> &[u8] {
         self

@@ -353,9 +353,10 @@ async fn chunks_of_a_frame_larger_than_the_buffer_may_be_rewritten_in_place() {
         }
         Verdict::Forward
     });
-    let wire = client_frame(OpCode::Binary, &[b'q'; 100_000]);
+    let key = random_key();
+    let wire = frame(OpCode::Binary, true, &[b'q'; 100_000], Some(key));
     let (h, p) = send_and_read(&mut s.client, &mut s.upstream, Role::Server, &wire).await;
-    assert_eq!(h.mask, Some(KEY), "same length: the header and key stay");
+    assert_eq!(h.mask, Some(key), "same length: the header and key stay");
     assert!(p.len() == 100_000 && p.iter().all(|&b| b == b'Q'));
     assert_eq!(
         *chunks.lock().unwrap(),

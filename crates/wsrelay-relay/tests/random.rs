@@ -59,7 +59,7 @@ async fn a_hook_rewrite_towards_the_upstream_needs_a_masking_key() {
     assert_eq!((h.opcode, p.as_slice()), (OpCode::Text, &b"DOWN"[..]));
     // Towards the upstream the rewritten frame would need a fresh key: it is never sent.
     s.client
-        .write_all(&client_frame(OpCode::Text, b"up"))
+        .write_all(&frame(OpCode::Text, true, b"up", Some(KEY)))
         .await
         .unwrap();
     ends_for_lack_of_randomness(s, code::INTERNAL_ERROR).await;
@@ -74,7 +74,7 @@ async fn pass_through_needs_no_randomness_but_a_close_to_the_upstream_does() {
         &mut s.client,
         &mut s.upstream,
         Role::Server,
-        &client_frame(OpCode::Binary, b"as is"),
+        &frame(OpCode::Binary, true, b"as is", Some(KEY)),
     )
     .await;
     assert_eq!((h.opcode, p.as_slice()), (OpCode::Binary, &b"as is"[..]));
@@ -83,4 +83,23 @@ async fn pass_through_needs_no_randomness_but_a_close_to_the_upstream_does() {
     shutdown.send(()).unwrap();
     let outcome = ends_for_lack_of_randomness(s, code::GOING_AWAY).await;
     assert_eq!(outcome.client_to_upstream.frames, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_predictable_key_that_cannot_be_replaced_is_never_forwarded() {
+    let _failing = fault::fail_on_this_thread();
+    let mut s = start(RelayOptions::default());
+    // A zero key puts the payload on the wire as it is: it must be re-masked, and cannot be.
+    s.client
+        .write_all(&frame(
+            OpCode::Binary,
+            true,
+            b"GET / HTTP/1.1",
+            Some([0; 4]),
+        ))
+        .await
+        .unwrap();
+    let outcome = ends_for_lack_of_randomness(s, code::INTERNAL_ERROR).await;
+    assert_eq!(outcome.client_to_upstream.frames, 0);
+    assert_eq!(outcome.client_to_upstream.bytes, 0);
 }

@@ -49,24 +49,24 @@ async fn frames_pass_unchanged_both_ways() {
 #[tokio::test]
 async fn fragments_with_pings_between_them_keep_their_boundaries() {
     let mut s = start(RelayOptions::default());
-    let mut wire = frame(OpCode::Text, false, "héllo ".as_bytes(), Some(KEY));
-    wire.extend(client_frame(OpCode::Ping, b"p1"));
-    // A character split across fragments is still valid text.
-    wire.extend(frame(OpCode::Continuation, false, b"\xc3", Some(KEY)));
-    wire.extend(client_frame(OpCode::Pong, b""));
-    wire.extend(frame(OpCode::Continuation, true, b"\xa9!", Some(KEY)));
-    s.client.write_all(&wire).await.unwrap();
     let expected = [
         (OpCode::Text, false, "héllo ".as_bytes().to_vec()),
         (OpCode::Ping, true, b"p1".to_vec()),
+        // A character split across fragments is still valid text.
         (OpCode::Continuation, false, b"\xc3".to_vec()),
         (OpCode::Pong, true, vec![]),
         (OpCode::Continuation, true, b"\xa9!".to_vec()),
     ];
-    for (opcode, fin, payload) in expected {
+    let keys: Vec<[u8; 4]> = expected.iter().map(|_| random_key()).collect();
+    let mut wire = Vec::new();
+    for ((opcode, fin, payload), key) in expected.iter().zip(&keys) {
+        wire.extend(frame(*opcode, *fin, payload, Some(*key)));
+    }
+    s.client.write_all(&wire).await.unwrap();
+    for ((opcode, fin, payload), key) in expected.into_iter().zip(keys) {
         let (h, p) = read_frame(&mut s.upstream, Role::Server).await.unwrap();
         assert_eq!((h.opcode, h.fin, p), (opcode, fin, payload));
-        assert_eq!(h.mask, Some(KEY));
+        assert_eq!(h.mask, Some(key), "a random key passes unchanged");
     }
     s.close_from_client(1000).await;
 }
@@ -383,12 +383,9 @@ async fn close_from_upstream_is_forwarded_with_code_and_reason() {
 async fn pipelined_bytes_are_relayed_first() {
     let (mut client, client_side) = duplex(64 * 1024);
     let (mut upstream, upstream_side) = duplex(64 * 1024);
-    let early = [
-        client_frame(OpCode::Text, b"early"),
-        client_frame(OpCode::Text, b"bird")[..3].to_vec(),
-    ]
-    .concat();
-    let rest = client_frame(OpCode::Text, b"bird")[3..].to_vec();
+    let bird = client_frame(OpCode::Text, b"bird");
+    let early = [client_frame(OpCode::Text, b"early"), bird[..3].to_vec()].concat();
+    let rest = bird[3..].to_vec();
     let options = RelayOptions::default();
     let relay = tokio::spawn(async move {
         Relay::new(client_side, upstream_side, &options)

@@ -22,8 +22,15 @@ pub fn frame(opcode: OpCode, fin: bool, payload: &[u8], mask: Option<[u8; 4]>) -
     out
 }
 
+/// A whole frame as a browser sends it: masked with a fresh random key, which the relay
+/// forwards unchanged (`Remask::Auto`).
 pub fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    frame(opcode, true, payload, Some(KEY))
+    frame(opcode, true, payload, Some(random_key()))
+}
+
+/// A random masking key, as a browser picks one per frame.
+pub fn random_key() -> [u8; 4] {
+    wsrelay_codec::random::masking_key().expect("random key")
 }
 
 pub fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
