@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::rate::RateLimit;
+
 /// How a connection is relayed. `Default` gives strict checking, no size limits, 64 KiB buffers.
 ///
 /// "No limit" is spelled `None` throughout: for the four size limits as for `idle_timeout` and
@@ -46,6 +48,11 @@ pub struct RelayOptions {
     /// `max_message_size`, or by [`DEFAULT_AGGREGATE_LIMIT`](crate::hook::DEFAULT_AGGREGATE_LIMIT)
     /// where that is `None` (1009 beyond either).
     pub aggregate_fragments: bool,
+    /// Messages and bytes per second the client may send, with a burst, and what happens
+    /// beyond them (see [`RateLimit`]); `None` (the default) for no limit.
+    pub client_rate_limit: Option<RateLimit>,
+    /// The same for what the upstream sends; `None` (the default) for no limit.
+    pub upstream_rate_limit: Option<RateLimit>,
 }
 
 impl Default for RelayOptions {
@@ -62,6 +69,8 @@ impl Default for RelayOptions {
             idle_timeout: None,
             keep_alive: None,
             aggregate_fragments: false,
+            client_rate_limit: None,
+            upstream_rate_limit: None,
         }
     }
 }
