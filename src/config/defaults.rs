@@ -61,6 +61,8 @@ pub fn relay_options() -> RelayOptions {
         idle_timeout: none_if_zero(IDLE_TIMEOUT),
         keep_alive: none_if_zero(KEEPALIVE_INTERVAL),
         aggregate_fragments: false,
+        client_rate_limit: None,
+        upstream_rate_limit: None,
     }
 }
 

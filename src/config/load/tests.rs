@@ -139,6 +139,8 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
             idle_timeout: Some(Duration::from_secs(60)),
             keep_alive: Some(Duration::from_secs(20)),
             aggregate_fragments: false,
+            client_rate_limit: None,
+            upstream_rate_limit: None,
         }
     );
     assert_eq!(
