@@ -10,7 +10,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub const MAX_HANDSHAKES: usize = 1024;
 /// Descriptors kept free by default for what is not a client connection: listeners, the
 /// runtimes' own descriptors, log files, admin and health traffic, refusals being answered.
-pub const RESERVED_DESCRIPTORS: usize = 64;
+pub const RESERVED_DESCRIPTORS: usize = 128;
 
 /// How many connections the gateway admits, and from whom. Every cap is `None` for "no limit"
 /// (written `0` in the file), except `max_connections`, whose `None` means "derived from the

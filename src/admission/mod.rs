@@ -263,13 +263,23 @@ impl Admission {
             Err(rejection) => rejection,
         };
         tracing::debug!(%peer, status = rejection.status(), reason = %rejection.reason, "connection refused at admission");
-        if tls || !take(&self.turning_away, Some(self.max_turning_away)) {
+        if tls {
             return None;
         }
+        // The answer holds a descriptor for a moment: it takes a place of the connections
+        // when one is free (a client address over its own limit), else one of the few kept
+        // in reserve for refusals; with neither, the connection is closed unanswered.
         let admission = Arc::clone(self);
+        let counter: fn(&Admission) = if take(&self.connections, self.max_connections) {
+            |a: &Admission| give(&a.connections)
+        } else if take(&self.turning_away, Some(self.max_turning_away)) {
+            |a: &Admission| give(&a.turning_away)
+        } else {
+            return None;
+        };
         tokio::spawn(async move {
             turn_away(stream, &rejection).await;
-            give(&admission.turning_away);
+            counter(&admission);
         });
         None
     }
