@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admission::Admission;
 use crate::config::GatewayConfig;
 use crate::pipeline::{serve_connection, Accepted, Listening};
 
@@ -28,6 +29,8 @@ pub struct Gateway {
     others: Vec<Vec<std::net::TcpListener>>,
     local: Vec<SocketAddr>,
     config: Arc<GatewayConfig>,
+    /// The admission limits' state, shared by every worker.
+    admission: Arc<Admission>,
 }
 
 /// A listening socket that other workers may bind too.
@@ -85,11 +88,14 @@ impl Gateway {
             }
             others.push(mine);
         }
+        // Once the listeners are bound: a derived connection cap counts their descriptors.
+        let admission = Arc::new(Admission::new(&config.admission));
         Ok(Gateway {
             listeners,
             others,
             local,
             config: Arc::new(config),
+            admission,
         })
     }
 
@@ -117,6 +123,7 @@ impl Gateway {
         for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);
             let stop = stop_rx.clone();
+            let admission = Arc::clone(&self.admission);
             let thread = std::thread::Builder::new()
                 .name(format!("wsrelay-worker-{}", n + 1))
                 .spawn(move || -> io::Result<()> {
@@ -128,12 +135,17 @@ impl Gateway {
                             .into_iter()
                             .map(TcpListener::from_std)
                             .collect::<io::Result<Vec<_>>>()?;
-                        worker(listeners, config, stop).await
+                        worker(listeners, config, stop, admission).await
                     })
                 })?;
             threads.push(thread);
         }
-        let first = worker(self.listeners, Arc::clone(&self.config), stop_rx);
+        let first = worker(
+            self.listeners,
+            Arc::clone(&self.config),
+            stop_rx,
+            Arc::clone(&self.admission),
+        );
         let signal = async {
             shutdown.await;
             tracing::info!("shutting down: closing open connections with 1001");
@@ -160,6 +172,7 @@ async fn worker(
     listeners: Vec<TcpListener>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
+    admission: Arc<Admission>,
 ) -> io::Result<()> {
     let mut serving = JoinSet::new();
     for (index, (listener, settings)) in listeners.into_iter().zip(&config.listeners).enumerate() {
@@ -170,6 +183,7 @@ async fn worker(
             tls,
             Arc::clone(&config),
             stop.clone(),
+            Arc::clone(&admission),
         ));
     }
     let mut result = Ok(());
@@ -187,6 +201,7 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
+    admission: Arc<Admission>,
 ) -> io::Result<()> {
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
@@ -196,16 +211,24 @@ async fn serve(
         tls,
         config: Arc::clone(&config),
         stop: stop.clone(),
+        admission,
     });
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     failures.recovered();
-                    tasks.spawn(serve_connection(Accepted {
-                        tcp: stream,
-                        listening: Arc::clone(&listening),
-                    }));
+                    // Refused connections are answered (503 / 429) or closed at once.
+                    let tls = listening.tls.is_some();
+                    if let Some((stream, permit)) =
+                        listening.admission.admit_accepted(index, stream, peer, tls)
+                    {
+                        tasks.spawn(serve_connection(Accepted {
+                            tcp: stream,
+                            listening: Arc::clone(&listening),
+                            permit,
+                        }));
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.

@@ -7,6 +7,7 @@
 //! demo upstream and in tests, and [`embed`]: the relay inside your own tokio server in one call.
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod config;
 pub mod echo;
 pub mod edge;

@@ -269,6 +269,14 @@ fn main() -> ExitCode {
         // Colour codes only for a terminal: logs piped to a file or a collector stay plain.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Limited by what the administrator allows (the hard limit), not by a soft default.
+    let (before, after) = wsrelay::admission::fd::raise_descriptor_limit();
+    tracing::info!(
+        was = ?before.soft,
+        now = ?after.soft,
+        hard = ?after.hard,
+        "descriptor limit (soft) raised to the hard limit"
+    );
     // Thread-per-core: this thread is the first worker; the gateway starts the others.
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
 use wsrelay_relay::{CloseInfo, EndReason, Relay, RelayOptions, RelayOutcome};
 
+use crate::admission::{Admission, Permit};
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
@@ -82,7 +83,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
             // The client left without a byte, or its socket failed: nothing to answer.
             Ok(_) => return,
             Err(_) => {
-                let Accepted { mut tcp, listening } = accepted;
+                let Accepted {
+                    mut tcp, listening, ..
+                } = accepted;
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
                 // Boxed: the refusal's state must not widen every silent connection's future.
@@ -104,6 +107,8 @@ pub(crate) struct Listening {
     pub(crate) config: Arc<GatewayConfig>,
     /// Turns true on shutdown: relays close both sides with 1001.
     pub(crate) stop: watch::Receiver<bool>,
+    /// The gateway's admission state (shared by every listener and worker).
+    pub(crate) admission: Arc<Admission>,
 }
 
 /// A connection as a listener accepted it: the socket and its listener's shared context.
@@ -112,11 +117,17 @@ pub(crate) struct Accepted {
     pub(crate) tcp: TcpStream,
     /// The listener it came in on.
     pub(crate) listening: Arc<Listening>,
+    /// Its places under the admission limits, held until it ends.
+    pub(crate) permit: Permit,
 }
 
 /// A connection with bytes to read: everything of [`serve_connection`] after the first byte.
 async fn connection(accepted: Accepted, started: Deadline) {
-    let Accepted { tcp, listening } = accepted;
+    let Accepted {
+        tcp,
+        listening,
+        permit,
+    } = accepted;
     let Ok(peer) = tcp.peer_addr() else {
         return;
     };
@@ -125,6 +136,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         tls,
         config,
         stop,
+        ..
     } = &*listening;
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
@@ -133,7 +145,10 @@ async fn connection(accepted: Accepted, started: Deadline) {
         tcp,
         peer,
         tls.clone(),
-        Pipeline::new(config, *index),
+        Pipeline {
+            admission: Some(&permit),
+            ..Pipeline::new(config, *index)
+        },
         started,
     );
     let Some(ready) = Box::pin(accepting).await else {
@@ -205,6 +220,9 @@ pub struct Pipeline<'a> {
     pub handshake_timeout: Duration,
     /// The listener's rules for requests before routing (canonical form, SNI, trust).
     pub edge: &'a EdgePolicy,
+    /// The connection's admission permit, which takes a place of the route's tunnels once
+    /// the request is routed (503 when the route is full); `None`: no admission limits.
+    pub admission: Option<&'a Permit>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -215,6 +233,7 @@ impl<'a> Pipeline<'a> {
             limits: &config.limits,
             handshake_timeout: config.handshake_timeout,
             edge: &config.listeners[listener].edge,
+            admission: None,
         }
     }
 
@@ -269,6 +288,10 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
+        if let Some(Err(rejection)) = self.admission.map(|p| p.enter_route(self.index_of(route))) {
+            let refusal = Refusal::Admission(rejection);
+            return Err(refuse(&mut client, addr, &route.name, &target, refusal).await);
+        }
         let upstream = match upstream::connect(route, &request, self.limits).await {
             Ok(upstream) => upstream,
             Err(refusal) => {
@@ -291,6 +314,14 @@ impl<'a> Pipeline<'a> {
             route: route.name.clone(),
             target,
         })
+    }
+
+    /// The position of `route` in `routes` (it is one of them).
+    fn index_of(&self, route: &Route) -> usize {
+        self.routes
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+            .unwrap_or(usize::MAX)
     }
 
     /// Picks the route (the first that matches) and checks the request against it: 404 without
@@ -422,15 +453,18 @@ mod footprint {
         let config = Arc::new(GatewayConfig::new(addr, upstream));
         let (_tx, stop) = watch::channel(false);
         let started = Deadline::now();
+        let admission = Arc::new(Admission::new(&config.admission));
         let listening = Arc::new(Listening {
             index: 0,
             tls: None,
             config,
             stop,
+            admission: Arc::clone(&admission),
         });
         let accepted = |tcp| Accepted {
             tcp,
             listening: listening.clone(),
+            permit: admission.admit(0, [127, 0, 0, 1].into()).unwrap(),
         };
         let relaying = connection(accepted(tcp), started);
         let relaying = std::mem::size_of_val(&relaying);

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use wsrelay_handshake::{write_error_response, HandshakeError, HostError, TargetError};
 
+use crate::admission::Rejection;
+
 /// Why a connection never reached the relay; each maps to the HTTP status the client gets.
 ///
 /// Upstream failures keep their detail (address, error) for the log, while the client's
@@ -76,6 +78,10 @@ pub enum Refusal {
         /// The response to relay, already encoded.
         response: Vec<u8>,
     },
+    /// An admission limit refused the connection (503 for the gateway's capacity, 429 for a
+    /// client address's), with `Retry-After`.
+    #[error("{}", .0.reason)]
+    Admission(Rejection),
 }
 
 impl Refusal {
@@ -95,6 +101,7 @@ impl Refusal {
             | Refusal::UpstreamIo(_)
             | Refusal::UpstreamHandshake(_) => 502,
             Refusal::UpstreamRefused { status, .. } => *status,
+            Refusal::Admission(rejection) => rejection.status(),
         }
     }
 
@@ -146,6 +153,7 @@ impl Refusal {
                 "the upstream server could not complete the WebSocket handshake\n",
             ),
             Refusal::UpstreamRefused { response, .. } => out.extend_from_slice(response),
+            Refusal::Admission(rejection) => rejection.write_response(out),
         }
     }
 }

@@ -64,6 +64,8 @@ pub fn relay_options() -> RelayOptions {
         keep_alive: none_if_zero(KEEPALIVE_INTERVAL),
         aggregate_fragments: false,
         remask: REMASK,
+        client_rate_limit: None,
+        upstream_rate_limit: None,
     }
 }
 

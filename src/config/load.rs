@@ -144,6 +144,7 @@ impl Loader<'_> {
                 "add one: [[routes]] with path_prefix = \"/\" and upstream = \"ws://HOST:PORT\"",
             );
         }
+        let admission = self.admission(&document);
         let listeners = document
             .listeners
             .iter()
@@ -162,6 +163,7 @@ impl Loader<'_> {
             shutdown_timeout,
             limits: Limits::default(),
             workers,
+            admission,
         }
     }
 
@@ -338,6 +340,8 @@ impl Loader<'_> {
             keep_alive: defaults::none_if_zero(keepalive),
             aggregate_fragments: false,
             remask: self.remask(tuning.remask.as_ref()),
+            client_rate_limit: self.rate_limit(tuning.client_rate_limit.as_ref()),
+            upstream_rate_limit: self.rate_limit(tuning.upstream_rate_limit.as_ref()),
         };
         (connect_timeout, upgrade_timeout, relay)
     }
@@ -524,6 +528,7 @@ fn template_references(template: &str) -> Vec<&str> {
     out
 }
 
+mod limits;
 mod listener;
 #[cfg(test)]
 mod tests;

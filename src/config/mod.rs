@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use wsrelay_handshake::{Limits, PathPolicy};
 
+use crate::admission::AdmissionLimits;
 use crate::route::Route;
 use crate::upstream::Upstream;
 
@@ -92,6 +93,8 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Worker threads, each with its own runtime and listening sockets (thread-per-core).
     pub workers: usize,
+    /// Caps on connections, handshakes and tunnels (`[limits]`, listeners' and routes' own).
+    pub admission: AdmissionLimits,
 }
 
 impl GatewayConfig {
@@ -109,6 +112,7 @@ impl GatewayConfig {
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             limits: Limits::default(),
             workers: 1,
+            admission: AdmissionLimits::default(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct Document {
     pub(super) listeners: Vec<Spanned<ListenerSection>>,
     #[serde(default)]
     pub(super) routes: Vec<Spanned<RouteSection>>,
+    #[serde(default)]
+    pub(super) limits: LimitsSection,
 }
 
 /// `[server]`: process-wide settings.
@@ -84,6 +86,8 @@ with_tuning_keys! {
         validate_utf8: Option<bool>,
         keepalive_interval: Option<Spanned<String>>,
         remask: Option<Spanned<String>>,
+        client_rate_limit: Option<Spanned<RateLimitSection>>,
+        upstream_rate_limit: Option<Spanned<RateLimitSection>>,
     }
     /// `[[routes]]`: the route's own keys, then every tuning key.
     struct RouteSection {
@@ -106,6 +110,7 @@ with_tuning_keys! {
         allowed_origins: Vec<Spanned<String>>,
         extensions: Option<Vec<Spanned<String>>>,
         upstream_tls: Option<Spanned<UpstreamTlsSection>>,
+        max_tunnels: Option<Spanned<u64>>,
     }
 }
 
@@ -124,6 +129,7 @@ pub(super) struct ListenerSection {
     pub(super) sni_host_check: Option<bool>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<u64>>,
 }
 
 /// `[listeners.tls]`.
@@ -152,4 +158,28 @@ pub(super) struct UpstreamTlsSection {
     pub(super) client_key_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) insecure_skip_verify: bool,
+}
+
+/// `[limits]`: admission limits of the whole process and per client address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LimitsSection {
+    pub(super) max_connections: Option<Spanned<u64>>,
+    pub(super) max_handshakes: Option<Spanned<u64>>,
+    pub(super) per_address_connections: Option<Spanned<u64>>,
+    pub(super) per_address_rate: Option<Spanned<u64>>,
+    pub(super) per_address_burst: Option<Spanned<u64>>,
+    pub(super) retry_after: Option<Spanned<String>>,
+    pub(super) reserved_descriptors: Option<Spanned<u64>>,
+}
+
+/// `client_rate_limit` / `upstream_rate_limit`: one direction's rate limit.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RateLimitSection {
+    pub(super) messages_per_second: Option<Spanned<u64>>,
+    pub(super) burst_messages: Option<Spanned<u64>>,
+    pub(super) bytes_per_second: Option<Spanned<u64>>,
+    pub(super) burst_bytes: Option<Spanned<u64>>,
+    pub(super) action: Option<Spanned<String>>,
 }

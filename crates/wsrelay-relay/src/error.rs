@@ -35,10 +35,20 @@ pub enum Violation {
         /// Configured limit.
         limit: u64,
     },
+    /// The side sent more than its rate limit allows, under [`RateAction::Close`](crate::RateAction::Close)
+    /// (1008, policy violation).
+    #[error("rate limit exceeded: more than {per_second} {what} per second")]
+    RateLimited {
+        /// What was counted: `"messages"` or `"bytes"`.
+        what: &'static str,
+        /// The budget per second.
+        per_second: u64,
+    },
 }
 
 impl Violation {
-    /// The close code RFC 6455 §7.4.1 assigns: 1007 for invalid UTF-8, 1009 for size limits, 1002 otherwise.
+    /// The close code RFC 6455 §7.4.1 assigns: 1007 for invalid UTF-8, 1009 for size limits, 1008 for
+    /// rate limits, 1002 otherwise.
     pub fn close_code(&self) -> u16 {
         use wsrelay_codec::close::code;
         match self {
@@ -46,6 +56,7 @@ impl Violation {
             Violation::FrameTooBig { .. } | Violation::MessageTooBig { .. } => {
                 code::MESSAGE_TOO_BIG
             }
+            Violation::RateLimited { .. } => code::POLICY_VIOLATION,
             _ => code::PROTOCOL_ERROR,
         }
     }

@@ -125,6 +125,7 @@ mod options;
 mod outcome;
 mod pool;
 mod pump;
+pub mod rate;
 mod relay;
 mod side;
 
@@ -133,4 +134,5 @@ pub use forwarder::{Forwarder, ForwarderConfig, Remask};
 pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
+pub use rate::{Budget, RateAction, RateLimit};
 pub use relay::{relay, Relay};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::rate::RateLimit;
 use crate::Remask;
 
 /// How a connection is relayed. `Default` gives strict checking, no size limits, 64 KiB buffers.
@@ -52,6 +53,11 @@ pub struct RelayOptions {
     /// (RFC 6455 §5.3, §10.3): by default ([`Remask::Auto`]) once the client's keys turn out
     /// predictable.
     pub remask: Remask,
+    /// Messages and bytes per second the client may send, with a burst, and what happens
+    /// beyond them (see [`RateLimit`]); `None` (the default) for no limit.
+    pub client_rate_limit: Option<RateLimit>,
+    /// The same for what the upstream sends; `None` (the default) for no limit.
+    pub upstream_rate_limit: Option<RateLimit>,
 }
 
 impl Default for RelayOptions {
@@ -69,6 +75,8 @@ impl Default for RelayOptions {
             keep_alive: None,
             aggregate_fragments: false,
             remask: Remask::Auto,
+            client_rate_limit: None,
+            upstream_rate_limit: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant, Sleep};
 use wsrelay_codec::close::code;
 use wsrelay_codec::RandomError;
-use wsrelay_codec::Role;
+use wsrelay_codec::{ParseConfig, Role};
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
@@ -64,14 +64,28 @@ where
             options.upstream_max_frame_size,
             options.upstream_max_message_size,
         );
+        let mut pumps = PerSide::new(
+            Pump::new(Forwarder::new(from_client), Side::Client, buffer),
+            Pump::new(Forwarder::new(from_upstream), Side::Upstream, buffer),
+        );
+        let rates = [
+            (Side::Client, Role::Server, &options.client_rate_limit),
+            (Side::Upstream, Role::Client, &options.upstream_rate_limit),
+        ];
+        for (side, role, limit) in rates {
+            if let Some(limit) = limit {
+                let parse = ParseConfig {
+                    role,
+                    allowed_rsv: options.allowed_rsv,
+                };
+                pumps[side].limit_rate(limit, parse);
+            }
+        }
         Relay {
             client,
             upstream,
             options: options.clone(),
-            pumps: PerSide::new(
-                Pump::new(Forwarder::new(from_client), Side::Client, buffer),
-                Pump::new(Forwarder::new(from_upstream), Side::Upstream, buffer),
-            ),
+            pumps,
             shutdown: None,
             hook: NoHook,
         }

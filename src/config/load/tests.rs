@@ -149,6 +149,8 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
             keep_alive: Some(Duration::from_secs(20)),
             aggregate_fragments: false,
             remask: Remask::Never,
+            client_rate_limit: None,
+            upstream_rate_limit: None,
         }
     );
     assert_eq!(b.relay.remask, Remask::Always);

@@ -68,7 +68,10 @@ impl Pump {
     /// what it decides is encoded into the hook state's output buffer.
     pub(super) fn process_hooked<H: FrameHook>(&mut self, hook: &mut H) -> Option<PumpEvent> {
         loop {
-            let limit = self.input_limit();
+            let limit = match self.admitted_input() {
+                Ok(limit) => limit,
+                Err(violation) => return Some(PumpEvent::Violation(violation)),
+            };
             let discarding = self.discarding();
             let (ready, end) = (self.ready, self.end);
             let buf = self.buf.as_deref_mut()?;
@@ -88,6 +91,9 @@ impl Pump {
             let input = &*input;
             if step.consumed == 0 && step.event.is_none() {
                 return None;
+            }
+            if let Some((throttle, _)) = self.rate.as_deref_mut() {
+                throttle.consumed(step.consumed);
             }
             let bytes = &input[..step.consumed];
             self.ready += step.consumed;

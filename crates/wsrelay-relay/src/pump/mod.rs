@@ -5,6 +5,7 @@
 
 mod hooked;
 mod own;
+mod rate;
 mod write;
 
 use std::io;
@@ -16,6 +17,7 @@ use wsrelay_codec::random::RandomError;
 
 use crate::forwarder::{ClosePayload, Event, Forwarder, MAX_CONTROL_FRAME};
 use crate::hook::FrameHook;
+use crate::rate::{RateLimit, Throttle};
 use crate::{pool, CloseInfo, Side, Traffic, Violation};
 use hooked::HookState;
 use write::{poll_write_from, OwnFrame};
@@ -96,6 +98,8 @@ pub(crate) struct Pump {
     from: Side,
     /// Present once a frame hook is set.
     hooked: Option<Box<HookState>>,
+    /// Present when this direction has a rate limit (one branch on the path otherwise).
+    rate: Option<Box<(Throttle, RateLimit)>>,
     /// A keep-alive ping waiting for a frame boundary.
     ping: Option<Ping>,
     /// Buffer, taken from the pool only while data is in flight.
@@ -130,6 +134,7 @@ impl Pump {
             forwarder,
             from,
             hooked: None,
+            rate: None,
             ping: None,
             buf: None,
             capacity,
@@ -245,6 +250,11 @@ impl Pump {
             if self.start == self.ready && self.ready > 0 {
                 self.compact();
             }
+            if self.rate.is_some() && self.poll_rate(cx).is_pending() {
+                // Over its budget: the sender is not read until it has one again.
+                self.release_if_empty();
+                return Poll::Pending;
+            }
             if self.source == Source::Held {
                 self.source = Source::Reading;
                 // Bytes held back (pipelined before the relay ran, behind a queued close, or
@@ -257,7 +267,7 @@ impl Pump {
             }
             if self.end == self.capacity {
                 // Full: the destination's pace now sets the source's (back-pressure).
-                debug_assert!(blocked_writing || H::ENABLED);
+                debug_assert!(blocked_writing || H::ENABLED || self.rate.is_some());
                 return Poll::Pending;
             }
             let buf = self.buf.get_or_insert_with(|| pool::take(self.capacity));
@@ -444,12 +454,16 @@ impl Pump {
     /// The pass-through path: checked bytes are forwarded from the read buffer unchanged.
     fn process_plain(&mut self) -> Option<PumpEvent> {
         loop {
-            let limit = self.input_limit();
+            let limit = match self.admitted_input() {
+                Ok(limit) => limit,
+                Err(violation) => return Some(PumpEvent::Violation(violation)),
+            };
             let (ready, end) = (self.ready, self.end);
             let buf = self.buf.as_deref_mut()?;
             let input = &mut buf[ready..end];
             let take = input.len().min(limit);
             let step = self.forwarder.process_mut(&mut input[..take]);
+            self.rate_consumed(step.consumed);
             self.mid_frame = step.mid_frame;
             self.active |= step.forward > 0
                 || matches!(step.event, Some(Event::Close(_) | Event::Violation(_)));
