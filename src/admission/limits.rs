@@ -5,9 +5,6 @@ use std::time::Duration;
 
 /// Default `retry_after`: what a refused client is told to wait.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Default cap on handshakes in progress (connections that have not yet sent a whole upgrade
-/// request).
-pub const MAX_HANDSHAKES: usize = 1024;
 /// Descriptors kept free by default for what is not a client connection: listeners, the
 /// runtimes' own descriptors, log files, admin and health traffic, refusals being answered.
 pub const RESERVED_DESCRIPTORS: usize = 128;
@@ -22,7 +19,8 @@ pub struct AdmissionLimits {
     /// kept as `Some(usize::MAX)`).
     pub max_connections: Option<usize>,
     /// Connections whose upgrade request is not complete yet (503 beyond it); slow clients
-    /// still time out at the handshake timeout, so they cannot hold it for long.
+    /// still time out at the handshake timeout, so they cannot hold it for long. `None` (the
+    /// default): only `max_connections` bounds them.
     pub max_handshakes: Option<usize>,
     /// Open connections from one client address (429 beyond it).
     pub per_address_connections: Option<usize>,
@@ -43,7 +41,9 @@ impl Default for AdmissionLimits {
     fn default() -> AdmissionLimits {
         AdmissionLimits {
             max_connections: None,
-            max_handshakes: Some(MAX_HANDSHAKES),
+            // Bounded by `max_connections` alone unless set: a low default would let a few
+            // thousand silent connections turn every new client away until they time out.
+            max_handshakes: None,
             per_address_connections: None,
             per_address_rate: None,
             retry_after: RETRY_AFTER,
