@@ -7,6 +7,7 @@
 //! demo upstream and in tests, and [`embed`]: the relay inside your own tokio server in one call.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod echo;
 pub mod edge;
@@ -22,7 +23,7 @@ pub mod stream;
 pub mod tls;
 pub mod upstream;
 
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, ConfigWarning, Error};
 
 pub use wsrelay_codec as codec;
 pub use wsrelay_handshake as handshake;

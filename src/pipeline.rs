@@ -269,6 +269,11 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
+        // Auth (JWT) where the route names a provider: 401 before any upstream is contacted.
+        let (mut request, mut target) = (request, target);
+        if let Err(refusal) = crate::auth::admit(route, &mut request, &mut target) {
+            return Err(refuse(&mut client, addr, &route.name, &target, refusal).await);
+        }
         let upstream = match upstream::connect(route, &request, self.limits).await {
             Ok(upstream) => upstream,
             Err(refusal) => {

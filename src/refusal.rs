@@ -67,6 +67,25 @@ pub enum Refusal {
     /// The upstream answered with something that is not a valid 101 or HTTP response (502).
     #[error("upstream answered the upgrade with an invalid response: {0}")]
     UpstreamHandshake(HandshakeError),
+    /// The route requires a token (`auth = "NAME"`) and none came in the provider's place, or
+    /// not in a usable form (401, `WWW-Authenticate: Bearer error="invalid_request"`).
+    #[error("no token for auth provider {provider:?}: {why}")]
+    TokenMissing {
+        /// The provider's name.
+        provider: String,
+        /// What was missing.
+        why: &'static str,
+    },
+    /// The token was not accepted: signature, algorithm, `exp`, `nbf`, `iss`, `aud` or a
+    /// required claim (401, `WWW-Authenticate: Bearer error="invalid_token"`). The reason is
+    /// logged, never sent to the client.
+    #[error("token refused by auth provider {provider:?}: {why}")]
+    TokenInvalid {
+        /// The provider's name.
+        provider: String,
+        /// Why, without the token.
+        why: String,
+    },
     /// The upstream refused the upgrade (401, 403, 404 ...): its response goes to the client as
     /// it came (status, end-to-end headers, body), so the client's own error handling works.
     #[error("upstream refused the upgrade with {status}")]
@@ -95,6 +114,7 @@ impl Refusal {
             | Refusal::UpstreamIo(_)
             | Refusal::UpstreamHandshake(_) => 502,
             Refusal::UpstreamRefused { status, .. } => *status,
+            Refusal::TokenMissing { .. } | Refusal::TokenInvalid { .. } => 401,
         }
     }
 
@@ -146,6 +166,19 @@ impl Refusal {
                 "the upstream server could not complete the WebSocket handshake\n",
             ),
             Refusal::UpstreamRefused { response, .. } => out.extend_from_slice(response),
+            // RFC 6750 §3: the error code, and no detail that would help a forger.
+            Refusal::TokenMissing { .. } => write_error_response(
+                out,
+                401,
+                &[("WWW-Authenticate", "Bearer error=\"invalid_request\"")],
+                "a bearer token is required\n",
+            ),
+            Refusal::TokenInvalid { .. } => write_error_response(
+                out,
+                401,
+                &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
+                "the token was not accepted\n",
+            ),
         }
     }
 }

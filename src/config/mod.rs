@@ -92,6 +92,9 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Worker threads, each with its own runtime and listening sockets (thread-per-core).
     pub workers: usize,
+    /// Problems found that do not stop the gateway (a short HMAC secret): `wsrelay check`
+    /// prints them, `wsrelay --config` logs them at start.
+    pub warnings: Vec<crate::ConfigWarning>,
 }
 
 impl GatewayConfig {
@@ -109,6 +112,7 @@ impl GatewayConfig {
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             limits: Limits::default(),
             workers: 1,
+            warnings: Vec::new(),
         }
     }
 }

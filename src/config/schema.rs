@@ -20,6 +20,8 @@ pub(super) struct Document {
     pub(super) listeners: Vec<Spanned<ListenerSection>>,
     #[serde(default)]
     pub(super) routes: Vec<Spanned<RouteSection>>,
+    #[serde(default)]
+    pub(super) auth: BTreeMap<String, Spanned<AuthSection>>,
 }
 
 /// `[server]`: process-wide settings.
@@ -105,6 +107,7 @@ with_tuning_keys! {
         allowed_origins: Vec<Spanned<String>>,
         extensions: Option<Vec<Spanned<String>>>,
         upstream_tls: Option<Spanned<UpstreamTlsSection>>,
+        auth: Option<Spanned<String>>,
     }
 }
 
@@ -151,4 +154,26 @@ pub(super) struct UpstreamTlsSection {
     pub(super) client_key_file: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) insecure_skip_verify: bool,
+}
+
+/// `[auth.NAME]`: a JWT provider, named by routes with `auth = "NAME"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuthSection {
+    pub(super) algorithms: Spanned<Vec<Spanned<String>>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) public_key_files: Vec<Spanned<String>>,
+    pub(super) jwks_file: Option<Spanned<String>>,
+    pub(super) issuer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) audiences: Vec<Spanned<String>>,
+    pub(super) leeway: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) required_claims: Vec<Spanned<String>>,
+    pub(super) token_from: Option<Spanned<String>>,
+    pub(super) token_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) forward_claims: BTreeMap<String, Spanned<String>>,
 }
