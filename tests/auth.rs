@@ -18,6 +18,7 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use support::*;
 use tokio::sync::mpsc::Receiver;
+use wsrelay::codec::OpCode;
 use wsrelay::handshake::RequestHead;
 
 const ISSUER: &str = "https://issuer.test";
@@ -509,6 +510,68 @@ auth = "mixed"
     assert_eq!(received(&mut rx).await.target, target);
     assert!(log_has(&bin, "algorithm HS256 is not accepted here").await);
     assert!(log_has(&bin, "bad signature").await);
+}
+
+#[tokio::test]
+async fn a_tunnel_closes_with_1008_when_its_token_expires_where_the_provider_says_so() {
+    let dir = key_dir();
+    let secret = write(&dir, "hs.secret", SECRET);
+    let (up, mut rx) = recording_upstream(first_protocol).await;
+    let bin = binary(&format!(
+        r#"[[listeners]]
+address = "127.0.0.1:0"
+
+[auth.closing]
+algorithms = ["HS256"]
+secret_file = "{secret}"
+leeway = "0s"
+close_on_expiry = true
+
+[auth.lenient]
+algorithms = ["HS256"]
+secret_file = "{secret}"
+leeway = "0s"
+
+[defaults]
+close_timeout = "1s"
+
+[[routes]]
+path_prefix = "/closing"
+upstream = "ws://{up}"
+auth = "closing"
+
+[[routes]]
+path_prefix = "/lenient"
+upstream = "ws://{up}"
+auth = "lenient"
+"#
+    ));
+    let addr = bin.addr();
+    let started = std::time::Instant::now();
+    let token = hs256(&claims(json!({"aud": null, "exp": now() + 2})));
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (head, stream) = http_head(addr, &upgrade_request("/closing", "x", &bearer)).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let mut client = RawPeer::client(stream);
+    let (_, mut upstream) = rx.recv().await.unwrap();
+    let (head, stream) = http_head(addr, &upgrade_request("/lenient", "x", &bearer)).await;
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    let mut lenient = RawPeer::client(stream);
+    let (_, mut lenient_upstream) = rx.recv().await.unwrap();
+    // Frames pass until the token expires.
+    client.send(OpCode::Text, true, b"before").await;
+    assert_eq!(upstream.recv().await.unwrap().1, b"before");
+    assert_eq!(client.expect_close().await, Some(1008));
+    assert_eq!(upstream.expect_close().await, Some(1008));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+    assert!(log_has(&bin, "deadline passed (token expired): closed with 1008").await);
+    // Without close_on_expiry, the same token's tunnel stays open.
+    lenient.send(OpCode::Text, true, b"after").await;
+    assert_eq!(lenient_upstream.recv().await.unwrap().1, b"after");
 }
 
 fn check(toml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {

@@ -28,6 +28,10 @@ pub use token::{
     without_parameter, NoToken, TokenSource, DEFAULT_SUBPROTOCOL_PREFIX, DEFAULT_TOKEN_NAME,
 };
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
 use crate::refusal::Refusal;
 use crate::request::ClientRequest;
 use crate::route::Route;
@@ -41,13 +45,16 @@ use crate::route::Route;
 /// headers named in `forward_claims` are replaced by the token's claims. On failure the
 /// refusal is 401 [`Refusal::TokenMissing`] or [`Refusal::TokenInvalid`]; its reason goes to
 /// the debug log.
+///
+/// Returns when the tunnel must be closed with 1008: the token's `exp` plus the leeway, where
+/// the provider has `close_on_expiry` (else `None`).
 pub fn admit(
     route: &Route,
     request: &mut ClientRequest,
     target: &mut String,
-) -> Result<(), Refusal> {
+) -> Result<Option<Instant>, Refusal> {
     let Some(provider) = route.auth.as_deref() else {
-        return Ok(());
+        return Ok(None);
     };
     let token = match provider.source.take(request, target) {
         Ok(token) => token,
@@ -80,7 +87,22 @@ pub fn admit(
         sub = claims.get("sub").and_then(|s| s.as_str()).unwrap_or("-"),
         "token accepted"
     );
-    Ok(())
+    Ok(provider
+        .close_on_expiry
+        .then(|| expiry(&claims, provider.leeway))
+        .flatten())
+}
+
+/// The close code of a tunnel whose token expired (RFC 6455 §7.4.1: a policy violation).
+pub const POLICY_VIOLATION: u16 = 1008;
+
+/// When a token with these claims stops being valid: its `exp` plus `leeway`, as an instant of
+/// the runtime's clock. `None` without a numeric `exp`.
+fn expiry(claims: &Claims, leeway: Duration) -> Option<Instant> {
+    let exp = claims.get("exp")?.as_f64()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    let exp = Duration::try_from_secs_f64(exp.max(0.0)).ok()?;
+    Some(Instant::now() + exp.saturating_sub(now) + leeway)
 }
 
 /// Every authentication refusal passes here: the reason goes to the debug log (never the

@@ -46,6 +46,10 @@ pub struct Provider {
     pub forward_claims: Vec<(String, String)>,
     /// Claims that must be present that `jsonwebtoken` does not check itself.
     pub required_claims: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Close the tunnel with 1008 when the token expires (its `exp` plus the leeway).
+    pub close_on_expiry: bool,
     /// The claim checks, one set per accepted algorithm: `jsonwebtoken` wants every
     /// algorithm of one validation to share the key's family.
     validations: Vec<(Algorithm, Validation)>,
@@ -110,6 +114,8 @@ impl Provider {
             source,
             forward_claims,
             required_claims: custom,
+            leeway: checks.leeway,
+            close_on_expiry: false,
             validations,
         }
     }

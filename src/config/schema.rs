@@ -176,4 +176,6 @@ pub(super) struct AuthSection {
     pub(super) token_name: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) forward_claims: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(super) close_on_expiry: bool,
 }

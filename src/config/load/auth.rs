@@ -113,9 +113,9 @@ impl Loader<'_> {
         if self.report.count() > before {
             return None;
         }
-        Some(Provider::new(
-            name, algorithms, keys, &checks, source?, forward,
-        ))
+        let mut provider = Provider::new(name, algorithms, keys, &checks, source?, forward);
+        provider.close_on_expiry = s.close_on_expiry;
+        Some(provider)
     }
 
     /// `algorithms = [...]`: at least one, each known, never `none`.
