@@ -662,6 +662,26 @@ fn check_warns_about_a_short_hmac_secret_and_never_shows_it() {
 }
 
 #[test]
+fn check_refuses_claims_in_headers_the_gateway_writes() {
+    let (code, out) = check(
+        &format!(
+            "{LISTENER_AND_ROUTE}\n[auth.main]\nalgorithms = [\"HS256\"]\nsecret_env = \"WSRELAY_TEST_LONG_SECRET\"\nforward_claims = {{ sub = \"X-Forwarded-For\", role = \"Sec-WebSocket-Key\", tenant = \"X-Tenant\" }}\n"
+        ),
+        &[("WSRELAY_TEST_LONG_SECRET", SECRET)],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FILE:12:26: error: X-Forwarded-For cannot carry a claim"),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: Sec-WebSocket-Key cannot carry a claim"),
+        "{out}"
+    );
+    assert!(!out.contains("X-Tenant cannot"), "{out}");
+}
+
+#[test]
 fn the_secret_is_not_in_the_configuration_dump() {
     let config = load_config(&format!(
         "{LISTENER_AND_ROUTE}\n[auth.main]\nalgorithms = [\"HS256\"]\nsecret_file = \"{}\"\n",

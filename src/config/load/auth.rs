@@ -42,7 +42,8 @@ impl Loader<'_> {
         }
         let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
         let hint = if known.is_empty() {
-            "define it: [auth.NAME] with algorithms and a key (see the README's auth section)"
+            "define it: [auth.NAME] with algorithms and a key (see the README's auth section); \
+             a provider with errors counts as not defined"
                 .to_owned()
         } else {
             format!("providers defined (without errors): {}", known.join(", "))
@@ -97,7 +98,18 @@ impl Loader<'_> {
         let mut forward = Vec::new();
         for (claim, header) in &s.forward_claims {
             let header_name = header.get_ref();
-            if let Some(hint) = reserved_header(header_name) {
+            let forwarding = ["X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"]
+                .into_iter()
+                .chain(["Forwarded", "X-Real-IP", "Authorization", "Cookie"])
+                .any(|name| name.eq_ignore_ascii_case(header_name));
+            if forwarding {
+                self.report.at(
+                    header,
+                    &format!("{header_name} cannot carry a claim"),
+                    "the forwarding headers are the gateway's, and the credentials the \
+                     client's: choose a header of your own, e.g. \"X-User-Id\"",
+                );
+            } else if let Some(hint) = reserved_header(header_name) {
                 self.report
                     .at(header, &format!("{header_name} cannot carry a claim"), hint);
             } else if validate_header(header_name, b"x").is_err() {
