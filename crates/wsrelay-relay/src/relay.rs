@@ -652,4 +652,32 @@ mod tests {
         let size = std::mem::size_of_val(&running);
         assert!(size <= 1800, "the running relay takes {size} bytes");
     }
+
+    /// The owner's deadline closes both sides with its code and reason; the client's close
+    /// comes first on its wire (unmasked), and the outcome names the deadline.
+    #[tokio::test]
+    async fn a_deadline_closes_both_sides_with_its_code() {
+        use tokio::io::AsyncReadExt;
+        let (client, mut client_peer) = tokio::io::duplex(1024);
+        let (upstream, _upstream_peer) = tokio::io::duplex(1024);
+        let options = RelayOptions {
+            close_timeout: std::time::Duration::from_millis(100),
+            ..RelayOptions::default()
+        };
+        let at = Instant::now() + std::time::Duration::from_millis(20);
+        let relay = Relay::new(client, upstream, &options)
+            .close_at(Some(at), code::POLICY_VIOLATION, "token expired")
+            .run();
+        let read = async {
+            let mut frame = [0u8; 17];
+            client_peer.read_exact(&mut frame).await.unwrap();
+            frame
+        };
+        let (outcome, frame) = tokio::join!(relay, read);
+        assert_eq!(&frame[..4], &[0x88, 15, 0x03, 0xf0]);
+        assert_eq!(&frame[4..], b"token expired");
+        assert_eq!(outcome.end, EndReason::Deadline { code: 1008 });
+        let sent = outcome.sent_to_upstream.and_then(|c| c.code);
+        assert_eq!(sent, Some(1008));
+    }
 }
