@@ -221,6 +221,33 @@ mod tests {
     }
 
     #[test]
+    fn auth_refusals_are_401_with_the_bearer_error_and_no_reason() {
+        let missing = Refusal::TokenMissing {
+            provider: "users".into(),
+            why: "no Authorization header",
+        };
+        let text = rendered(&missing);
+        assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+        assert!(
+            text.contains("WWW-Authenticate: Bearer error=\"invalid_request\"\r\n"),
+            "{text}"
+        );
+        let invalid = Refusal::TokenInvalid {
+            provider: "users".into(),
+            why: "wrong audience (aud)".into(),
+        };
+        let text = rendered(&invalid);
+        assert!(
+            text.contains("WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("audience") && !text.contains("users"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_relayed_refusal_is_sent_as_it_came() {
         let response = b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\n\r\nno".to_vec();
         let refusal = Refusal::UpstreamRefused {

@@ -191,3 +191,65 @@ fn describe(kind: &ErrorKind) -> BadToken {
         other => format!("invalid token: {other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"a-unit-test-secret-of-32-bytes-or-more";
+
+    fn provider(algorithms: Vec<Algorithm>, required: &[&str]) -> Provider {
+        let checks = Checks {
+            required_claims: required.iter().map(|c| c.to_string()).collect(),
+            ..Checks::default()
+        };
+        let keys = vec![Key::secret(SECRET, "test")];
+        Provider::new("p", algorithms, keys, &checks, TokenSource::Header, vec![])
+    }
+
+    fn token(alg: Algorithm, claims: Value) -> String {
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn exp() -> u64 {
+        jsonwebtoken::get_current_timestamp() + 600
+    }
+
+    #[test]
+    fn each_listed_algorithm_verifies_and_custom_claims_are_required() {
+        let p = provider(vec![Algorithm::HS256, Algorithm::HS512], &["tenant", "sub"]);
+        let good = json!({"exp": exp(), "sub": "a", "tenant": "t"});
+        assert!(p.verify(&token(Algorithm::HS256, good.clone())).is_ok());
+        assert_eq!(
+            p.verify(&token(Algorithm::HS512, good)).unwrap()["tenant"],
+            "t"
+        );
+        let no_tenant = json!({"exp": exp(), "sub": "a", "tenant": null});
+        let why = p.verify(&token(Algorithm::HS256, no_tenant)).unwrap_err();
+        assert_eq!(why, "required claim \"tenant\" missing");
+        let no_sub = json!({"exp": exp(), "tenant": "t"});
+        let why = p.verify(&token(Algorithm::HS256, no_sub)).unwrap_err();
+        assert_eq!(why, "required claim \"sub\" missing");
+    }
+
+    #[test]
+    fn an_accepted_algorithm_without_a_key_of_its_family_is_refused() {
+        let p = provider(vec![Algorithm::HS256, Algorithm::ES256], &[]);
+        // An ES256 header over an HMAC signature: no EC key, so no verification is tried.
+        let forged = token(Algorithm::HS256, json!({"exp": exp()}));
+        let (_, rest) = forged.split_once('.').unwrap();
+        let header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"ES256","typ":"JWT"}"#,
+        );
+        let why = p.verify(&format!("{header}.{rest}")).unwrap_err();
+        assert!(why.starts_with("no key for algorithm ES256"), "{why}");
+    }
+}
