@@ -79,6 +79,11 @@ where
     Ok(Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
+        .close_at(
+            ready.close_at,
+            crate::auth::POLICY_VIOLATION,
+            "token expired",
+        )
         .with_hook(hook)
         .run()
         .await)

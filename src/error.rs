@@ -94,3 +94,16 @@ impl fmt::Display for ConfigErrors<'_> {
         write!(f, "{} error(s) in the configuration", self.0.len())
     }
 }
+
+/// A problem in a configuration that does not stop it from loading (an HMAC secret shorter
+/// than 32 bytes): `wsrelay check` prints it, and the gateway logs it at start. Placed and
+/// hinted like a [`ConfigError`], shown with `warning:` instead of `error:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.0.to_string();
+        f.write_str(&text.replacen(": error: ", ": warning: ", 1))
+    }
+}

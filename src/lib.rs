@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod auth;
 pub mod config;
 pub mod echo;
 pub mod edge;
@@ -23,7 +24,7 @@ pub mod stream;
 pub mod tls;
 pub mod upstream;
 
-pub use error::{ConfigError, Error};
+pub use error::{ConfigError, ConfigWarning, Error};
 
 pub use wsrelay_codec as codec;
 pub use wsrelay_handshake as handshake;

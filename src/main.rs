@@ -298,6 +298,9 @@ fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            for warning in &config.warnings {
+                eprintln!("{warning}");
+            }
             println!(
                 "{}: OK ({} listener(s), {} route(s))",
                 path.display(),
@@ -323,6 +326,9 @@ async fn run(cli: &Cli, matches: &ArgMatches) -> Result<(), Failure> {
 /// Serves the gateway a configuration file describes.
 async fn run_config(path: &Path) -> Result<(), Failure> {
     let config = config::load(path).map_err(Failure::runtime)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     let schemes: Vec<&str> = config
         .listeners
         .iter()

@@ -25,6 +25,7 @@ use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHea
 use wsrelay_relay::{CloseInfo, EndReason, Relay, RelayOptions, RelayOutcome};
 
 use crate::admission::{Admission, Permit};
+use crate::auth::POLICY_VIOLATION;
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
@@ -52,6 +53,9 @@ pub struct Ready<S> {
     pub route: String,
     /// The client's request target, for logs.
     pub target: String,
+    /// When the relay must close both sides with 1008: the token's `exp` (plus leeway), where
+    /// the route's auth provider has `close_on_expiry`.
+    pub close_at: Option<Deadline>,
 }
 
 /// One gateway connection from accept to the end of its relay: TLS when the listener has it,
@@ -163,6 +167,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         .with_shutdown(async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         })
+        .close_at(ready.close_at, POLICY_VIOLATION, "token expired")
         .run()
         .await;
     // Timed from the accept, as the log line has always been.
@@ -292,6 +297,14 @@ impl<'a> Pipeline<'a> {
             let refusal = Refusal::Admission(rejection);
             return Err(refuse(&mut client, addr, &route.name, &target, refusal).await);
         }
+        // Auth (JWT) where the route names a provider: 401 before any upstream is contacted.
+        let (mut request, mut target) = (request, target);
+        let close_at = match crate::auth::admit(route, &mut request, &mut target) {
+            Ok(close_at) => close_at,
+            Err(refusal) => {
+                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
+            }
+        };
         let upstream = match upstream::connect(route, &request, self.limits).await {
             Ok(upstream) => upstream,
             Err(refusal) => {
@@ -313,6 +326,7 @@ impl<'a> Pipeline<'a> {
             upstream_preread: upstream.preread,
             route: route.name.clone(),
             target,
+            close_at,
         })
     }
 
@@ -409,6 +423,9 @@ fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o:
         },
         EndReason::IdleTimeout => "idle timeout".to_owned(),
         EndReason::Shutdown => "shutdown".to_owned(),
+        EndReason::Deadline { code } => {
+            format!("deadline passed (token expired): closed with {code}")
+        }
         EndReason::Hook { side, code } => format!("frame hook closed ({code}) on a {side} frame"),
         EndReason::RandomSource { error } => format!("closed with 1011: {error}"),
     };

@@ -69,6 +69,25 @@ pub enum Refusal {
     /// The upstream answered with something that is not a valid 101 or HTTP response (502).
     #[error("upstream answered the upgrade with an invalid response: {0}")]
     UpstreamHandshake(HandshakeError),
+    /// The route requires a token (`auth = "NAME"`) and none came in the provider's place, or
+    /// not in a usable form (401, `WWW-Authenticate: Bearer error="invalid_request"`).
+    #[error("no token for auth provider {provider:?}: {why}")]
+    TokenMissing {
+        /// The provider's name.
+        provider: String,
+        /// What was missing.
+        why: &'static str,
+    },
+    /// The token was not accepted: signature, algorithm, `exp`, `nbf`, `iss`, `aud` or a
+    /// required claim (401, `WWW-Authenticate: Bearer error="invalid_token"`). The reason is
+    /// logged, never sent to the client.
+    #[error("token refused by auth provider {provider:?}: {why}")]
+    TokenInvalid {
+        /// The provider's name.
+        provider: String,
+        /// Why, without the token.
+        why: String,
+    },
     /// The upstream refused the upgrade (401, 403, 404 ...): its response goes to the client as
     /// it came (status, end-to-end headers, body), so the client's own error handling works.
     #[error("upstream refused the upgrade with {status}")]
@@ -102,6 +121,7 @@ impl Refusal {
             | Refusal::UpstreamHandshake(_) => 502,
             Refusal::UpstreamRefused { status, .. } => *status,
             Refusal::Admission(rejection) => rejection.status(),
+            Refusal::TokenMissing { .. } | Refusal::TokenInvalid { .. } => 401,
         }
     }
 
@@ -154,6 +174,19 @@ impl Refusal {
             ),
             Refusal::UpstreamRefused { response, .. } => out.extend_from_slice(response),
             Refusal::Admission(rejection) => rejection.write_response(out),
+            // RFC 6750 §3: the error code, and no detail that would help a forger.
+            Refusal::TokenMissing { .. } => write_error_response(
+                out,
+                401,
+                &[("WWW-Authenticate", "Bearer error=\"invalid_request\"")],
+                "a bearer token is required\n",
+            ),
+            Refusal::TokenInvalid { .. } => write_error_response(
+                out,
+                401,
+                &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
+                "the token was not accepted\n",
+            ),
         }
     }
 }
@@ -193,6 +226,33 @@ mod tests {
         let text = rendered(&refusal);
         assert!(text.starts_with("HTTP/1.1 502 "), "{text}");
         assert!(!text.contains("10.1.2.3"), "{text}");
+    }
+
+    #[test]
+    fn auth_refusals_are_401_with_the_bearer_error_and_no_reason() {
+        let missing = Refusal::TokenMissing {
+            provider: "users".into(),
+            why: "no Authorization header",
+        };
+        let text = rendered(&missing);
+        assert!(text.starts_with("HTTP/1.1 401 "), "{text}");
+        assert!(
+            text.contains("WWW-Authenticate: Bearer error=\"invalid_request\"\r\n"),
+            "{text}"
+        );
+        let invalid = Refusal::TokenInvalid {
+            provider: "users".into(),
+            why: "wrong audience (aud)".into(),
+        };
+        let text = rendered(&invalid);
+        assert!(
+            text.contains("WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("audience") && !text.contains("users"),
+            "{text}"
+        );
     }
 
     #[test]

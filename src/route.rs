@@ -1,12 +1,14 @@
 //! Routes: which requests go to which upstream, and how the upstream request is shaped
 //! (path rewrite, headers, Host/Origin, allowed Origins, per-route timeouts and limits).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
 use wsrelay_handshake::{Header, WsUri};
 use wsrelay_relay::RelayOptions;
 
+use crate::auth::Provider;
 use crate::config::defaults;
 use crate::upstream::Upstream;
 
@@ -87,6 +89,8 @@ pub struct Route {
     pub upgrade_timeout: Duration,
     /// How frames are relayed: limits, buffer, UTF-8 validation, close and idle timeouts.
     pub relay: RelayOptions,
+    /// The JWT provider whose token a request needs (`auth = "NAME"`); `None`: no auth.
+    pub auth: Option<Arc<Provider>>,
 }
 
 impl Route {
@@ -108,6 +112,7 @@ impl Route {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             upgrade_timeout: defaults::UPGRADE_TIMEOUT,
             relay: defaults::relay_options(),
+            auth: None,
         }
     }
 

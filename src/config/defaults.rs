@@ -79,3 +79,9 @@ pub(crate) fn size_limit(setting: u64) -> Option<u64> {
 pub(crate) fn none_if_zero<T: Default + PartialEq>(setting: T) -> Option<T> {
     (setting != T::default()).then_some(setting)
 }
+
+/// Clock skew allowed on a JWT's `exp` and `nbf` (`leeway` in `[auth.NAME]`).
+pub const AUTH_LEEWAY: Duration = Duration::from_secs(60);
+/// An HMAC secret shorter than this (in bytes) is a warning: RFC 7518 §3.2 asks for a key at
+/// least as long as the hash (32 bytes for HS256).
+pub const MIN_HMAC_SECRET: usize = 32;

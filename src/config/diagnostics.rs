@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 
-use crate::error::ConfigError;
+use crate::error::{ConfigError, ConfigWarning};
 
 /// Where a document came from, which decides how an error says where it is.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub(super) struct Reporter<'a> {
     origin: &'a Origin,
     /// Each error with the byte offset it is sorted by (0 for the whole document).
     errors: Vec<(usize, ConfigError)>,
+    /// Problems that do not stop the document from loading, in the order found.
+    warnings: Vec<ConfigWarning>,
 }
 
 impl<'a> Reporter<'a> {
@@ -38,6 +40,7 @@ impl<'a> Reporter<'a> {
             source,
             origin,
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -69,6 +72,19 @@ impl<'a> Reporter<'a> {
     /// Records an error at a value of the document.
     pub(super) fn at<T>(&mut self, value: &Spanned<T>, message: &str, hint: &str) {
         self.error(Some(value.span()), message, hint);
+    }
+
+    /// Records a warning at a value: placed like an error, but the document still loads.
+    pub(super) fn warn_at<T>(&mut self, value: &Spanned<T>, message: &str, hint: &str) {
+        self.at(value, message, hint);
+        if let Some((_, warning)) = self.errors.pop() {
+            self.warnings.push(ConfigWarning(warning));
+        }
+    }
+
+    /// The warnings so far, taken out.
+    pub(super) fn take_warnings(&mut self) -> Vec<ConfigWarning> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// How many errors so far; a step that adds none has succeeded.

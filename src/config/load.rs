@@ -49,6 +49,7 @@ fn load_document(source: &str, origin: &Origin, base_dir: &Path) -> Result<Gatew
     let mut loader = Loader {
         report: Reporter::new(source, origin),
         base_dir,
+        providers: Default::default(),
     };
     let config = parse_document::<Document>(&mut loader.report).map(|doc| loader.build(doc));
     let errors = loader.report.finish();
@@ -70,6 +71,8 @@ fn workers(setting: Option<usize>) -> usize {
 struct Loader<'a> {
     report: Reporter<'a>,
     base_dir: &'a Path,
+    /// The JWT providers of `[auth.NAME]`, loaded before the routes that name them.
+    providers: std::collections::BTreeMap<String, Arc<crate::auth::Provider>>,
 }
 
 impl Loader<'_> {
@@ -150,6 +153,7 @@ impl Loader<'_> {
             .iter()
             .filter_map(|l| self.listener(l))
             .collect();
+        self.providers = self.auth_providers(&document.auth);
         let routes = document
             .routes
             .into_iter()
@@ -164,6 +168,7 @@ impl Loader<'_> {
             limits: Limits::default(),
             workers,
             admission,
+            warnings: self.report.take_warnings(),
         }
     }
 
@@ -252,6 +257,7 @@ impl Loader<'_> {
             Some(list) => list.iter().map(|e| e.get_ref().trim().to_owned()).collect(),
         };
         let (connect_timeout, upgrade_timeout, relay) = self.tuning(&r.tuning().or(fallback));
+        let auth = self.route_auth(r.auth.as_ref());
         if self.report.count() > before {
             return None;
         }
@@ -279,6 +285,7 @@ impl Loader<'_> {
             connect_timeout,
             upgrade_timeout,
             relay,
+            auth,
         })
     }
 
@@ -528,6 +535,7 @@ fn template_references(template: &str) -> Vec<&str> {
     out
 }
 
+mod auth;
 mod limits;
 mod listener;
 #[cfg(test)]

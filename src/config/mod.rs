@@ -95,6 +95,9 @@ pub struct GatewayConfig {
     pub workers: usize,
     /// Caps on connections, handshakes and tunnels (`[limits]`, listeners' and routes' own).
     pub admission: AdmissionLimits,
+    /// Problems found that do not stop the gateway (a short HMAC secret): `wsrelay check`
+    /// prints them, `wsrelay --config` logs them at start.
+    pub warnings: Vec<crate::ConfigWarning>,
 }
 
 impl GatewayConfig {
@@ -113,6 +116,7 @@ impl GatewayConfig {
             limits: Limits::default(),
             workers: 1,
             admission: AdmissionLimits::default(),
+            warnings: Vec::new(),
         }
     }
 }

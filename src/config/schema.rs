@@ -22,6 +22,8 @@ pub(super) struct Document {
     pub(super) routes: Vec<Spanned<RouteSection>>,
     #[serde(default)]
     pub(super) limits: LimitsSection,
+    #[serde(default)]
+    pub(super) auth: BTreeMap<String, Spanned<AuthSection>>,
 }
 
 /// `[server]`: process-wide settings.
@@ -111,6 +113,7 @@ with_tuning_keys! {
         extensions: Option<Vec<Spanned<String>>>,
         upstream_tls: Option<Spanned<UpstreamTlsSection>>,
         max_tunnels: Option<Spanned<u64>>,
+        auth: Option<Spanned<String>>,
     }
 }
 
@@ -182,4 +185,28 @@ pub(super) struct RateLimitSection {
     pub(super) bytes_per_second: Option<Spanned<u64>>,
     pub(super) burst_bytes: Option<Spanned<u64>>,
     pub(super) action: Option<Spanned<String>>,
+}
+
+/// `[auth.NAME]`: a JWT provider, named by routes with `auth = "NAME"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AuthSection {
+    pub(super) algorithms: Spanned<Vec<Spanned<String>>>,
+    pub(super) secret_file: Option<Spanned<String>>,
+    pub(super) secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) public_key_files: Vec<Spanned<String>>,
+    pub(super) jwks_file: Option<Spanned<String>>,
+    pub(super) issuer: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) audiences: Vec<Spanned<String>>,
+    pub(super) leeway: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) required_claims: Vec<Spanned<String>>,
+    pub(super) token_from: Option<Spanned<String>>,
+    pub(super) token_name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) forward_claims: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub(super) close_on_expiry: bool,
 }

@@ -444,9 +444,20 @@ impl Binary {
     /// Runs `program` (the binary, or a shell wrapping it) with `args` and waits until it has
     /// announced `listeners` addresses on stdout ("... ws://ADDR/ ...").
     pub fn spawn(program: &str, args: &[&str], listeners: usize) -> Binary {
+        Binary::spawn_with_env(program, args, listeners, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables.
+    pub fn spawn_with_env(
+        program: &str,
+        args: &[&str],
+        listeners: usize,
+        env: &[(&str, &str)],
+    ) -> Binary {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .env("WSRELAY_LOG", "info")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

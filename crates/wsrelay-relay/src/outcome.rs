@@ -89,6 +89,12 @@ pub enum EndReason {
     },
     /// The relay was asked to shut down; both sides got 1001.
     Shutdown,
+    /// The deadline its owner set ([`Relay::close_at`](crate::Relay::close_at)) passed, e.g. the
+    /// token the tunnel was opened with expired; both sides got `code`.
+    Deadline {
+        /// The close code sent to both sides.
+        code: u16,
+    },
     /// The OS random source failed when the relay needed a masking key or a keep-alive token
     /// (see [`wsrelay_codec::random`]): rather than send a predictable one, the relay closed both
     /// sides with 1011 (a side whose close could not be masked either was shut down without one).

@@ -36,6 +36,16 @@ pub struct Relay<C, U, H = NoHook> {
     pumps: PerSide<Pump>,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     hook: H,
+    /// When the owner's deadline passes, and the close both sides then get (boxed: most
+    /// relays have none, and an idle relay should stay small).
+    deadline: Option<Box<DeadlineClose>>,
+}
+
+/// A deadline set with [`Relay::close_at`].
+struct DeadlineClose {
+    timer: Pin<Box<Sleep>>,
+    code: u16,
+    reason: &'static str,
 }
 
 impl<C, U> Relay<C, U>
@@ -88,6 +98,7 @@ where
             pumps,
             shutdown: None,
             hook: NoHook,
+            deadline: None,
         }
     }
 }
@@ -121,6 +132,7 @@ where
             mut pumps,
             shutdown,
             hook: _,
+            deadline,
         } = self;
         if H2::ENABLED {
             // "No limit" is bounded for aggregation, which holds whole messages in memory.
@@ -141,6 +153,7 @@ where
             pumps,
             shutdown,
             hook,
+            deadline,
         }
     }
 
@@ -159,6 +172,32 @@ where
     /// When `signal` completes, both sides get close 1001 and the relay winds down.
     pub fn with_shutdown(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
+        self
+    }
+
+    /// At `at` (if given), both sides get a close with `code` and `reason` and the relay winds
+    /// down, the outcome saying [`EndReason::Deadline`]: e.g. 1008 when the credentials the
+    /// tunnel was opened with expire. `None` sets no deadline.
+    ///
+    /// ```no_run
+    /// # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
+    /// use tokio::time::{Duration, Instant};
+    /// use wsrelay_relay::{Relay, RelayOptions};
+    /// let expiry = Some(Instant::now() + Duration::from_secs(300));
+    /// let outcome = Relay::new(client, upstream, &RelayOptions::default())
+    ///     .close_at(expiry, 1008, "token expired")
+    ///     .run()
+    ///     .await;
+    /// # }
+    /// ```
+    pub fn close_at(mut self, at: Option<Instant>, code: u16, reason: &'static str) -> Self {
+        self.deadline = at.map(|at| {
+            Box::new(DeadlineClose {
+                timer: Box::pin(sleep_until(at)),
+                code,
+                reason,
+            })
+        });
         self
     }
 
@@ -407,6 +446,15 @@ where
         self.start_close_timer();
     }
 
+    /// The relay ends the connection with `code` to both sides (its owner's deadline).
+    fn close_both_with(&mut self, code: u16, reason: EndReason, why: &str) {
+        for side in SIDES {
+            self.inject_close(side, code, why);
+        }
+        self.set_end(reason);
+        self.start_close_timer();
+    }
+
     /// Both sides have said their last word and been told to close, and nothing waits to be
     /// written; or neither side can be written to any more (both abandoned, e.g. one vanished
     /// and the other was left mid-frame), so reading on would serve nothing.
@@ -470,6 +518,14 @@ where
                 if signal.as_mut().poll(cx).is_ready() {
                     self.relay.shutdown = None;
                     self.close_both(EndReason::Shutdown, "relay shutting down");
+                    continue;
+                }
+            }
+            if let Some(deadline) = self.relay.deadline.as_mut() {
+                if deadline.timer.as_mut().poll(cx).is_ready() {
+                    let (code, reason) = (deadline.code, deadline.reason);
+                    self.relay.deadline = None;
+                    self.close_both_with(code, EndReason::Deadline { code }, reason);
                     continue;
                 }
             }
@@ -610,5 +666,33 @@ mod tests {
         let running = Relay::new(client, upstream, &RelayOptions::default()).run();
         let size = std::mem::size_of_val(&running);
         assert!(size <= 1800, "the running relay takes {size} bytes");
+    }
+
+    /// The owner's deadline closes both sides with its code and reason; the client's close
+    /// comes first on its wire (unmasked), and the outcome names the deadline.
+    #[tokio::test]
+    async fn a_deadline_closes_both_sides_with_its_code() {
+        use tokio::io::AsyncReadExt;
+        let (client, mut client_peer) = tokio::io::duplex(1024);
+        let (upstream, _upstream_peer) = tokio::io::duplex(1024);
+        let options = RelayOptions {
+            close_timeout: std::time::Duration::from_millis(100),
+            ..RelayOptions::default()
+        };
+        let at = Instant::now() + std::time::Duration::from_millis(20);
+        let relay = Relay::new(client, upstream, &options)
+            .close_at(Some(at), code::POLICY_VIOLATION, "token expired")
+            .run();
+        let read = async {
+            let mut frame = [0u8; 17];
+            client_peer.read_exact(&mut frame).await.unwrap();
+            frame
+        };
+        let (outcome, frame) = tokio::join!(relay, read);
+        assert_eq!(&frame[..4], &[0x88, 15, 0x03, 0xf0]);
+        assert_eq!(&frame[4..], b"token expired");
+        assert_eq!(outcome.end, EndReason::Deadline { code: 1008 });
+        let sent = outcome.sent_to_upstream.and_then(|c| c.code);
+        assert_eq!(sent, Some(1008));
     }
 }
