@@ -109,6 +109,10 @@ pub struct Step {
     pub mid_frame: bool,
     /// Frames whose header was forwarded in this step.
     pub frames: u64,
+    /// Data messages whose final frame was forwarded in this step.
+    pub messages: u64,
+    /// Header bytes of the frames counted in `frames`.
+    pub header_bytes: u64,
     /// Why processing stopped early, if it did.
     pub event: Option<Event>,
 }
@@ -279,10 +283,14 @@ impl Forwarder {
             consumed: 0,
             mid_frame: false,
             frames: 0,
+            messages: 0,
+            header_bytes: 0,
             event: None,
         };
         // Start of the data frame under way, if its header is in this input.
         let mut frame_start: Option<usize> = None;
+        // That frame's header length, taken back with it if it is dropped.
+        let mut frame_header_len = 0u64;
         let mut pos = 0usize;
         loop {
             match self.phase {
@@ -330,6 +338,7 @@ impl Forwarder {
                             match close_payload(&header, frame, header_len) {
                                 Ok(payload) => {
                                     step.frames += 1;
+                                    step.header_bytes += header_len as u64;
                                     pos += frame_len;
                                     self.phase = Phase::Done;
                                     step.event = Some(Event::Close(payload));
@@ -341,6 +350,7 @@ impl Forwarder {
                             break;
                         }
                         step.frames += 1;
+                        step.header_bytes += header_len as u64;
                         pos += frame_len;
                         if ONE {
                             break;
@@ -363,13 +373,17 @@ impl Forwarder {
                     }
                     self.start_data_frame(&header);
                     step.frames += 1;
+                    step.header_bytes += header_len as u64;
                     frame_start = Some(pos);
+                    frame_header_len = header_len as u64;
                     pos += header_len;
                     if header.payload_len == 0 {
                         if let Err(v) = self.end_data_frame(header.fin) {
                             step.frames -= 1;
+                            step.header_bytes -= frame_header_len;
                             return self.fail(step, Some(pos - header_len), pos, pos, v);
                         }
+                        step.messages += u64::from(header.fin);
                         if ONE {
                             break;
                         }
@@ -391,6 +405,7 @@ impl Forwarder {
                         if let Err(e) = validate_text(&mut self.utf8, chunk, mask, offset) {
                             let end = pos + chunk.len();
                             step.frames -= u64::from(frame_start.is_some());
+                            step.header_bytes -= frame_start.map_or(0, |_| frame_header_len);
                             return self.fail(step, frame_start, pos, end, e.into());
                         }
                     }
@@ -406,8 +421,10 @@ impl Forwarder {
                             // The frame's last byte completed an invalid text message.
                             let checked = pos - chunk.len();
                             step.frames -= u64::from(frame_start.is_some());
+                            step.header_bytes -= frame_start.map_or(0, |_| frame_header_len);
                             return self.fail(step, frame_start, checked, pos, v);
                         }
+                        step.messages += u64::from(fin);
                         frame_start = None;
                     } else {
                         self.phase = Phase::Payload {

@@ -108,6 +108,7 @@ mod error;
 pub mod forwarder;
 pub mod hook;
 mod keep_alive;
+mod live;
 mod options;
 mod outcome;
 mod pool;
@@ -117,6 +118,7 @@ mod side;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};
+pub use live::LiveTraffic;
 pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};

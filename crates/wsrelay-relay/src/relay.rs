@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,6 +14,7 @@ use wsrelay_codec::Role;
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
 use crate::keep_alive::KeepAlive;
+use crate::live::LiveTraffic;
 use crate::pump::{Pump, PumpEvent};
 use crate::side::{PerSide, SIDES};
 use crate::{CloseInfo, EndReason, RelayOptions, RelayOutcome, Side};
@@ -36,6 +38,8 @@ pub struct Relay<C, U, H = NoHook> {
     pumps: PerSide<Pump>,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     hook: H,
+    /// Where the traffic so far is published once per wake-up, if anyone reads it.
+    live: Option<Arc<LiveTraffic>>,
 }
 
 impl<C, U> Relay<C, U>
@@ -73,6 +77,7 @@ where
             ),
             shutdown: None,
             hook: NoHook,
+            live: None,
         }
     }
 }
@@ -106,6 +111,7 @@ where
             mut pumps,
             shutdown,
             hook: _,
+            live,
         } = self;
         if H2::ENABLED {
             // "No limit" is bounded for aggregation, which holds whole messages in memory.
@@ -126,7 +132,15 @@ where
             pumps,
             shutdown,
             hook,
+            live,
         }
+    }
+
+    /// Publishes the traffic so far (frames, messages, bytes each way) into `live` as the relay
+    /// runs, once per wake-up rather than per frame, for a reader on another thread (metrics).
+    pub fn with_live_traffic(mut self, live: Arc<LiveTraffic>) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Bytes the client sent right behind its handshake, already read: relayed first, never lost.
@@ -406,7 +420,16 @@ where
         })
     }
 
+    /// Copies the traffic so far into the live counters, if the relay has them.
+    fn publish(&self) {
+        if let Some(live) = &self.relay.live {
+            let pumps = &self.relay.pumps;
+            live.publish(&pumps[Side::Client].traffic, &pumps[Side::Upstream].traffic);
+        }
+    }
+
     fn outcome(&mut self) -> RelayOutcome {
+        self.publish();
         let end = self.end.take().unwrap_or(EndReason::Closed {
             initiator: self.first_close.unwrap_or(Side::Client),
         });
@@ -576,6 +599,7 @@ where
                     return Poll::Ready(this.outcome());
                 }
             }
+            this.publish();
             return Poll::Pending;
         }
     }
