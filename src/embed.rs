@@ -71,6 +71,7 @@ where
         limits: &limits,
         handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
         edge: &edge,
+        metrics: None,
     };
     let ready = pipeline
         .handshake(client, Peer::plain(peer), Instant::now())

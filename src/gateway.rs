@@ -12,7 +12,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::AdminServer;
 use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
 use crate::pipeline::{serve_connection, Accepted, Listening};
 
 /// A bound gateway, ready to serve.
@@ -28,6 +30,8 @@ pub struct Gateway {
     others: Vec<Vec<std::net::TcpListener>>,
     local: Vec<SocketAddr>,
     config: Arc<GatewayConfig>,
+    /// The admin listener and the metrics it serves, when `admin` is configured.
+    admin: Option<(AdminServer, Arc<Metrics>)>,
 }
 
 /// A listening socket that other workers may bind too.
@@ -82,11 +86,19 @@ impl Gateway {
             }
             others.push(mine);
         }
+        let admin = match config.admin {
+            Some(address) => {
+                let metrics = Arc::new(Metrics::new(&config, &local));
+                Some((AdminServer::bind(address, Arc::clone(&metrics))?, metrics))
+            }
+            None => None,
+        };
         Ok(Gateway {
             listeners,
             others,
             local,
             config: Arc::new(config),
+            admin,
         })
     }
 
@@ -103,6 +115,11 @@ impl Gateway {
         &self.local
     }
 
+    /// The admin listener's address, if the gateway has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(a, _)| a.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes; then every worker stops accepting, sends 1001 to both
     /// sides of each open relay and waits for them, at most the shutdown timeout.
     ///
@@ -110,10 +127,15 @@ impl Gateway {
     /// single-threaded runtime each.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (admin, metrics) = match self.admin {
+            Some((server, metrics)) => (Some(server.spawn()?), Some(metrics)),
+            None => (None, None),
+        };
         let mut threads = Vec::new();
         for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);
             let stop = stop_rx.clone();
+            let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("wsrelay-worker-{}", n + 1))
                 .spawn(move || -> io::Result<()> {
@@ -125,14 +147,22 @@ impl Gateway {
                             .into_iter()
                             .map(TcpListener::from_std)
                             .collect::<io::Result<Vec<_>>>()?;
-                        worker(listeners, config, stop).await
+                        worker(listeners, config, stop, metrics).await
                     })
                 })?;
             threads.push(thread);
         }
-        let first = worker(self.listeners, Arc::clone(&self.config), stop_rx);
+        let first = worker(
+            self.listeners,
+            Arc::clone(&self.config),
+            stop_rx,
+            metrics.clone(),
+        );
         let signal = async {
             shutdown.await;
+            if let Some(metrics) = &metrics {
+                metrics.set_draining();
+            }
             tracing::info!("shutting down: closing open connections with 1001");
             let _ = stop_tx.send(true);
         };
@@ -148,6 +178,8 @@ impl Gateway {
         })
         .await
         .map_err(io::Error::other)?;
+        // The admin listener served through the drain (readiness 503); it stops here.
+        drop(admin);
         served.and(joined.map(drop))
     }
 }
@@ -157,6 +189,7 @@ async fn worker(
     listeners: Vec<TcpListener>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut serving = JoinSet::new();
     for (index, (listener, settings)) in listeners.into_iter().zip(&config.listeners).enumerate() {
@@ -167,6 +200,7 @@ async fn worker(
             tls,
             Arc::clone(&config),
             stop.clone(),
+            metrics.clone(),
         ));
     }
     let mut result = Ok(());
@@ -184,6 +218,7 @@ async fn serve(
     tls: Option<TlsAcceptor>,
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
+    metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
@@ -193,6 +228,7 @@ async fn serve(
         tls,
         config: Arc::clone(&config),
         stop: stop.clone(),
+        metrics,
     });
     loop {
         tokio::select! {

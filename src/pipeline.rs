@@ -24,9 +24,11 @@ use tokio_rustls::TlsAcceptor;
 use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
 use wsrelay_relay::{CloseInfo, EndReason, Relay, RelayOptions, RelayOutcome};
 
+use crate::access_log::{self, LogFormat};
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
+use crate::metrics::{Metrics, NO_ROUTE};
 use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
@@ -51,6 +53,12 @@ pub struct Ready<S> {
     pub route: String,
     /// The client's request target, for logs.
     pub target: String,
+    /// The subprotocol the upstream chose, for logs.
+    pub protocol: Option<String>,
+    /// The extensions the upstream accepted, for logs.
+    pub extensions: Option<String>,
+    /// The backend the tunnel goes to ([`crate::metrics::backend_of`]), for logs.
+    pub backend: String,
 }
 
 /// One gateway connection from accept to the end of its relay: TLS when the listener has it,
@@ -69,6 +77,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
     // state (as the argument and as the moved-in local), and this state is what every silent
     // connection costs.
     async move {
+        // Counted open from the accept to the end of the relay (nothing without metrics).
+        let _open = (accepted.listening.metrics.as_ref())
+            .and_then(|m| m.client_connected(accepted.listening.index));
         let started = Deadline::now();
         let deadline = started + accepted.listening.config.handshake_timeout;
         // A one-byte peek, not `readable()`: readiness can be reported for a fresh socket with
@@ -85,6 +96,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
                 let Accepted { mut tcp, listening } = accepted;
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
+                if let Some(metrics) = &listening.metrics {
+                    metrics.handshake(NO_ROUTE, refusal.status(), None);
+                }
                 // Boxed: the refusal's state must not widen every silent connection's future.
                 Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
                 return;
@@ -104,6 +118,8 @@ pub(crate) struct Listening {
     pub(crate) config: Arc<GatewayConfig>,
     /// Turns true on shutdown: relays close both sides with 1001.
     pub(crate) stop: watch::Receiver<bool>,
+    /// The gateway's metrics, when it has an admin listener.
+    pub(crate) metrics: Option<Arc<Metrics>>,
 }
 
 /// A connection as a listener accepted it: the socket and its listener's shared context.
@@ -120,11 +136,13 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let Ok(peer) = tcp.peer_addr() else {
         return;
     };
+    let local = tcp.local_addr().ok();
     let Listening {
         index,
         tls,
         config,
         stop,
+        metrics,
     } = &*listening;
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
     // their read chunks and request buffers are not kept for the life of the connection, so an
@@ -133,13 +151,26 @@ async fn connection(accepted: Accepted, started: Deadline) {
         tcp,
         peer,
         tls.clone(),
-        Pipeline::new(config, *index),
+        Pipeline::new(config, *index).with_metrics(metrics.as_deref()),
         started,
     );
     let Some(ready) = Box::pin(accepting).await else {
         return;
     };
     let mut stop = stop.clone();
+    let tunnel = metrics.as_ref().map(|m| m.tunnel_opened(&ready.route));
+    let live = tunnel.as_ref().map(|t| t.live());
+    let logged = access_log::Tunnel {
+        client: peer,
+        listener: local,
+        route: &ready.route,
+        backend: &ready.backend,
+        target: &ready.target,
+        upstream_status: 101,
+        subprotocol: ready.protocol.as_deref(),
+        extensions: ready.extensions.as_deref(),
+    };
+    access_log::opened(&config.access_log, &logged);
     // One expression: the relay's builder and its running future never both take room in this
     // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
@@ -148,16 +179,19 @@ async fn connection(accepted: Accepted, started: Deadline) {
         .with_shutdown(async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
         })
+        .with_live_traffic(live)
         .run()
         .await;
+    if let Some(tunnel) = tunnel {
+        tunnel.finish(&outcome);
+    }
     // Timed from the accept, as the log line has always been.
-    log_outcome(
-        peer,
-        &ready.route,
-        &ready.target,
-        started.into_std(),
-        &outcome,
-    );
+    if config.access_log.format == LogFormat::Json {
+        access_log::finished_json(&config.access_log, &logged, started.elapsed(), &outcome);
+        return;
+    }
+    let target = access_log::loggable_target(&ready.target, config.access_log.query_values);
+    log_outcome(peer, &ready.route, &target, started.into_std(), &outcome);
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
@@ -205,6 +239,8 @@ pub struct Pipeline<'a> {
     pub handshake_timeout: Duration,
     /// The listener's rules for requests before routing (canonical form, SNI, trust).
     pub edge: &'a EdgePolicy,
+    /// Where handshakes are counted and timed; `None`: nowhere.
+    pub metrics: Option<&'a Metrics>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -215,7 +251,29 @@ impl<'a> Pipeline<'a> {
             limits: &config.limits,
             handshake_timeout: config.handshake_timeout,
             edge: &config.listeners[listener].edge,
+            metrics: None,
         }
+    }
+
+    /// The same pipeline, counting and timing its handshakes in `metrics`.
+    pub fn with_metrics(self, metrics: Option<&'a Metrics>) -> Pipeline<'a> {
+        Pipeline { metrics, ..self }
+    }
+
+    /// Answers a refusal as [`refuse`] does, counting it first: every refusal of the pipeline
+    /// goes through here, so a new one is counted by the status it renders.
+    async fn refuse<S: AsyncWrite + Unpin>(
+        &self,
+        client: &mut S,
+        peer: SocketAddr,
+        route: &str,
+        target: &str,
+        refusal: Refusal,
+    ) -> Error {
+        if let Some(metrics) = self.metrics {
+            metrics.handshake(route, refusal.status(), None);
+        }
+        refuse(client, peer, route, target, refusal).await
     }
 
     /// Runs a client connection through the pipeline up to the relay: reads its request, puts
@@ -248,36 +306,51 @@ impl<'a> Pipeline<'a> {
             }
             Ok(Err(HeadError::Io(e))) => return Err(e.into()),
             Ok(Err(HeadError::Parse(e))) => {
-                return Err(refuse(&mut client, addr, "-", "-", e.into()).await)
+                return Err(self.refuse(&mut client, addr, "-", "-", e.into()).await)
             }
             Err(_) => {
                 let refusal = Refusal::HandshakeTimeout(self.handshake_timeout);
-                return Err(refuse(&mut client, addr, "-", "-", refusal).await);
+                return Err(self.refuse(&mut client, addr, "-", "-", refusal).await);
             }
         };
+        // The handshake is timed from here (its head received) to its 101 written.
+        let head_received = Instant::now();
         let authority = match edge::canonicalize(&mut head, self.edge, &peer) {
             Ok(authority) => authority,
             Err(refusal) => {
                 let target = head.target.clone();
-                return Err(refuse(&mut client, addr, "-", &target, refusal).await);
+                return Err(self.refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
         let target = head.target.clone();
         let (route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,
             Err((route, refusal)) => {
-                return Err(refuse(&mut client, addr, route, &target, refusal).await)
+                return Err(self
+                    .refuse(&mut client, addr, route, &target, refusal)
+                    .await)
             }
         };
+        let connecting = Instant::now();
         let upstream = match upstream::connect(route, &request, self.limits).await {
-            Ok(upstream) => upstream,
+            Ok(upstream) => {
+                if let Some(metrics) = self.metrics {
+                    metrics.upstream_connected(&route.name, connecting.elapsed());
+                }
+                upstream
+            }
             Err(refusal) => {
-                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
+                return Err(self
+                    .refuse(&mut client, addr, &route.name, &target, refusal)
+                    .await)
             }
         };
         if let Err(e) = answer(&mut client, &request, &upstream).await {
             tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.handshake(&route.name, 101, Some(head_received.elapsed()));
         }
         let mut options = route.relay.clone();
         options.allowed_rsv |= upstream.allowed_rsv;
@@ -290,6 +363,9 @@ impl<'a> Pipeline<'a> {
             upstream_preread: upstream.preread,
             route: route.name.clone(),
             target,
+            protocol: upstream.protocol,
+            extensions: upstream.extensions,
+            backend: crate::metrics::backend_of(route),
         })
     }
 
@@ -426,6 +502,7 @@ mod footprint {
             tls: None,
             config,
             stop,
+            metrics: None,
         });
         let accepted = |tcp| Accepted {
             tcp,

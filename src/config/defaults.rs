@@ -74,3 +74,10 @@ pub(crate) fn size_limit(setting: u64) -> Option<u64> {
 pub(crate) fn none_if_zero<T: Default + PartialEq>(setting: T) -> Option<T> {
     (setting != T::default()).then_some(setting)
 }
+
+/// The access log's form: the text line (`"json"` for one JSON object a line).
+pub const LOG_FORMAT: &str = "text";
+/// No access log line when a tunnel opens, only when it ends.
+pub const LOG_OPEN: bool = false;
+/// Query values are left out of the access log (tokens travel there); names are kept.
+pub const LOG_QUERY_VALUES: bool = false;

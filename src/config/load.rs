@@ -130,6 +130,8 @@ impl Loader<'_> {
             true,
         );
         let workers = workers(server.workers);
+        let access_log = self.access_log(server);
+        let admin = self.admin(&document.admin);
         if document.listeners.is_empty() {
             self.report.error(
                 None,
@@ -162,6 +164,8 @@ impl Loader<'_> {
             shutdown_timeout,
             limits: Limits::default(),
             workers,
+            admin,
+            access_log,
         }
     }
 
@@ -503,5 +507,6 @@ fn template_references(template: &str) -> Vec<&str> {
 }
 
 mod listener;
+mod observability;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use wsrelay_handshake::{Limits, PathPolicy};
 
+pub use crate::access_log::{AccessLogConfig, LogFormat};
 use crate::route::Route;
 use crate::upstream::Upstream;
 
@@ -92,6 +93,11 @@ pub struct GatewayConfig {
     pub limits: Limits,
     /// Worker threads, each with its own runtime and listening sockets (thread-per-core).
     pub workers: usize,
+    /// The admin listener's address (metrics, health endpoints); `None`: no admin listener,
+    /// and no metrics are collected.
+    pub admin: Option<SocketAddr>,
+    /// The access log: its form, whether tunnels get an open line, how queries are written.
+    pub access_log: AccessLogConfig,
 }
 
 impl GatewayConfig {
@@ -109,6 +115,8 @@ impl GatewayConfig {
             shutdown_timeout: defaults::SHUTDOWN_TIMEOUT,
             limits: Limits::default(),
             workers: 1,
+            admin: None,
+            access_log: AccessLogConfig::default(),
         }
     }
 }

@@ -118,8 +118,8 @@ mod side;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};
-pub use live::LiveTraffic;
 pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
+pub use live::LiveTraffic;
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
 pub use relay::{relay, Relay};

@@ -138,8 +138,9 @@ where
 
     /// Publishes the traffic so far (frames, messages, bytes each way) into `live` as the relay
     /// runs, once per wake-up rather than per frame, for a reader on another thread (metrics).
-    pub fn with_live_traffic(mut self, live: Arc<LiveTraffic>) -> Self {
-        self.live = Some(live);
+    /// `None` leaves the relay without (the gateway's case when metrics are off).
+    pub fn with_live_traffic(mut self, live: impl Into<Option<Arc<LiveTraffic>>>) -> Self {
+        self.live = live.into();
         self
     }
 
