@@ -517,3 +517,35 @@ async fn a_real_prometheus_sees_open_tunnels_come_and_go() {
     let handshakes = query(web, "sum(wsrelay_handshakes_total{outcome=\"101\"})").await;
     assert_eq!(handshakes, Some(TUNNELS as f64));
 }
+
+#[tokio::test]
+async fn stalled_scrapers_hold_the_admin_listener_briefly_and_the_relay_not_at_all() {
+    let (binary, admin) = binary_with_admin(&[]);
+    // More silent connections than the admin listener serves at once (8): the first ones are
+    // dropped after its 5 s read timeout, the rest wait in the backlog meanwhile.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        stalled.push(tokio::net::TcpStream::connect(admin).await.unwrap());
+    }
+    // The relay is not held up by them.
+    let started = Instant::now();
+    let mut client = RawPeer::connect(&format!("ws://{}/", binary.addr()), &[], b"")
+        .await
+        .unwrap_or_else(|_| panic!("upgrade refused"));
+    client.send(OpCode::Text, true, b"still here").await;
+    assert_eq!(client.recv().await.unwrap().1, b"still here");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // A silent scraper is cut off by the read timeout...
+    use tokio::io::AsyncReadExt;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(12), stalled[0].read(&mut byte)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    // ...and the admin listener answers again.
+    assert_eq!(http(admin, "GET", "/livez", None).await.status, 200);
+    let metrics = http(admin, "GET", "/metrics", None).await.body;
+    assert_eq!(value(&metrics, "wsrelay_open_tunnels", &[]), Some(1.0));
+}
