@@ -346,6 +346,7 @@ impl<'a> Pipeline<'a> {
             }
         };
         if let Err(e) = answer(&mut client, &request, &upstream).await {
+            let target = &*access_log::loggable_target(&target, false);
             tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
         }
@@ -427,6 +428,8 @@ async fn refuse<S: AsyncWrite + Unpin>(
     refusal: Refusal,
 ) -> Error {
     let status = refusal.status();
+    // Query values are left out (tokens travel there); a refused request's most of all.
+    let target = &*access_log::loggable_target(target, false);
     match &refusal {
         Refusal::UpstreamRefused { .. } => {
             tracing::info!(%peer, route, target, status, "upstream refused the upgrade; relayed")

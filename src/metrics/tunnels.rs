@@ -145,6 +145,8 @@ impl Tunnels {
         };
         match outcome {
             Some(o) => {
+                // Counts the relay adds to its outcome later (such as frames it re-masked)
+                // are summed here, and exported as a family of their own in `encode`.
                 totals.add_traffic(&o.client_to_upstream, &o.upstream_to_client);
                 let closes = [
                     (0, &o.client_close),
@@ -250,5 +252,67 @@ impl Collector for Tunnels {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use wsrelay_relay::EndReason;
+
+    use super::*;
+
+    fn close(code: Option<u16>) -> Option<CloseInfo> {
+        Some(CloseInfo {
+            code,
+            reason: String::new(),
+        })
+    }
+
+    #[test]
+    fn close_codes_take_a_bounded_set_of_labels() {
+        let slot = |code| code_label(code_slot(&close(code).unwrap()));
+        assert_eq!(slot(Some(1000)), "1000");
+        assert_eq!(slot(Some(1015)), "1015");
+        assert_eq!(slot(None), "1005");
+        assert_eq!(slot(Some(4000)), "other");
+        assert_eq!(slot(Some(999)), "other");
+    }
+
+    #[test]
+    fn a_tunnel_counts_open_until_closed_then_in_its_routes_totals() {
+        let tunnels = Tunnels::new(vec!["a".into(), "-".into()], vec!["b:1".into(), "-".into()]);
+        let live = Arc::new(LiveTraffic::default());
+        tunnels.open(0, &live);
+        assert_eq!(tunnels.snapshot()[0].open, 1);
+        let traffic = Traffic {
+            frames: 3,
+            messages: 2,
+            bytes: 30,
+            header_bytes: 6,
+        };
+        let outcome = RelayOutcome {
+            end: EndReason::Closed {
+                initiator: Side::Client,
+            },
+            client_close: close(Some(1000)),
+            upstream_close: close(Some(1000)),
+            sent_to_client: None,
+            sent_to_upstream: close(Some(1001)),
+            client_to_upstream: traffic,
+            upstream_to_client: Traffic::default(),
+            close_timed_out: false,
+            duration: Duration::from_secs(1),
+        };
+        tunnels.close(0, &live, Some(&outcome));
+        let sums = tunnels.snapshot();
+        assert_eq!(sums[0].open, 0);
+        assert_eq!(sums[0].traffic[0].payload_bytes(), 24);
+        assert_eq!(sums[0].traffic[0].messages, 2);
+        assert_eq!(sums[0].closes[0][0], 1, "client 1000");
+        assert_eq!(sums[0].closes[1][0], 1, "upstream 1000");
+        assert_eq!(sums[0].closes[2][1], 1, "relay 1001");
+        assert_eq!(sums[1].traffic[0].frames, 0, "other routes untouched");
     }
 }
