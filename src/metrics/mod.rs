@@ -2,9 +2,10 @@
 //!
 //! Built with the Prometheus organisation's `prometheus-client` crate: its registry, metric
 //! types and OpenMetrics encoder. What is counted once per connection (connections, handshakes,
-//! durations) uses its metric types directly. What is counted per frame is not: the relay keeps
-//! those numbers in the connection's own state ([`LiveTraffic`]), and [`tunnels`] sums them
-//! when `/metrics` is scraped, so forwarding a frame touches no memory another core writes.
+//! durations) uses its metric types directly. What is counted per frame is not: the relay
+//! keeps those numbers in the connection's own state ([`LiveTraffic`]), and the tunnel registry
+//! sums them when `/metrics` is scraped, so forwarding a frame touches no memory another core
+//! writes.
 //!
 //! Label values come from the configuration only (route names, their backends, listener
 //! addresses) or from fixed sets (directions, sides, registered close codes and HTTP statuses,
