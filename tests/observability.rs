@@ -94,8 +94,15 @@ async fn scrape_until(admin: SocketAddr, check: impl Fn(&str) -> bool) -> String
     }
 }
 
-/// promtool and prometheus from `scripts/install-prometheus.sh`, or why not.
+/// promtool and prometheus from `scripts/install-prometheus.sh`, or why not; the script runs
+/// once for all tests (two package installs at once would fight over the package lock).
 fn prometheus_tools() -> Result<(PathBuf, PathBuf), String> {
+    static TOOLS: std::sync::OnceLock<Result<(PathBuf, PathBuf), String>> =
+        std::sync::OnceLock::new();
+    TOOLS.get_or_init(install_prometheus).clone()
+}
+
+fn install_prometheus() -> Result<(PathBuf, PathBuf), String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-prometheus.sh");
     let out = Command::new("bash")
         .arg(script)
