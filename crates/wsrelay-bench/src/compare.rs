@@ -110,6 +110,22 @@ fn workloads(smoke: bool) -> Vec<Workload> {
     ]
 }
 
+/// Scrapes `GET /metrics` at `admin` once a second until aborted (failures are ignored: the
+/// relay may still be starting).
+async fn scrape_every_second(admin: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(admin).await {
+            let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+            if s.write_all(request.as_bytes()).await.is_ok() {
+                let mut body = Vec::new();
+                let _ = s.read_to_end(&mut body).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     match values.len() {
@@ -202,6 +218,8 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         passthrough.push("--no-utf8-validation".into());
         start("wsrelay-baseline", baseline, passthrough, p)?;
     }
+    // Scraped once a second while the workloads run, as a Prometheus server would.
+    let mut scraper = None;
     if args.metrics_overhead {
         let (p, admin) = (free_port()?, free_port()?);
         let mut counted = relay_args(p);
@@ -209,6 +227,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         counted.push("--admin".into());
         counted.push(loopback(admin).to_string());
         start("wsrelay-metrics", &wsrelay, counted, p)?;
+        scraper = Some(tokio::spawn(scrape_every_second(loopback(admin))));
     }
     if !args.smoke && !args.metrics_overhead {
         let p = free_port()?;
@@ -295,6 +314,9 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
                 results[w][s].push(report);
             }
         }
+    }
+    if let Some(scraper) = scraper {
+        scraper.abort();
     }
     let rss: Vec<Option<u64>> = systems
         .iter()
