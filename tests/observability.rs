@@ -556,3 +556,40 @@ async fn stalled_scrapers_hold_the_admin_listener_briefly_and_the_relay_not_at_a
     let metrics = http(admin, "GET", "/metrics", None).await.body;
     assert_eq!(value(&metrics, "wsrelay_open_tunnels", &[]), Some(1.0));
 }
+
+#[tokio::test]
+async fn open_lines_and_query_values_when_asked_for() {
+    let (upstream, mut peers) = raw_upstream().await;
+    let binary = Binary::with_config(
+        &format!(
+            "[server]\nlog_format = \"json\"\nlog_open = true\nlog_query_values = true\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[routes]]\nname = \"chat\"\npath_prefix = \"/\"\nupstream = \"ws://{upstream}\"\n"
+        ),
+        1,
+    );
+    assert_eq!(binary.admin, None, "no admin listener unless configured");
+    let url = format!("ws://{}/room?id=42", binary.addr());
+    let _client = RawPeer::connect(&url, &[], b"")
+        .await
+        .unwrap_or_else(|_| panic!("upgrade refused"));
+    let _upstream_side = peers.recv().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        if let Some(line) = binary.log_lines("\"event\":\"open\"").first() {
+            break line.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no open line: {:?}",
+            binary.log_lines("")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).expect("one JSON object");
+    assert_eq!(v["route"], "chat");
+    assert_eq!(v["backend"], upstream.to_string());
+    assert_eq!(v["target"], "/room?id=42");
+    assert_eq!(v["upstream_status"], 101);
+    assert!(v.get("duration_ms").is_none(), "{v}");
+}

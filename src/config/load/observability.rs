@@ -50,3 +50,54 @@ impl Loader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::access_log::{AccessLogConfig, LogFormat};
+    use crate::config::parse;
+    use crate::Error;
+
+    const ROUTE: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:9\"\n";
+
+    #[test]
+    fn no_admin_and_text_logs_unless_set() {
+        let config = parse(ROUTE, "t", Path::new(".")).unwrap();
+        assert_eq!(config.admin, None);
+        assert_eq!(config.access_log, AccessLogConfig::default());
+        let source = format!(
+            "[server]\nlog_format = \"json\"\nlog_open = true\nlog_query_values = true\n{ROUTE}\
+             [admin]\naddress = \"127.0.0.1:9090\"\n"
+        );
+        let config = parse(&source, "t", Path::new(".")).unwrap();
+        assert_eq!(config.admin, Some("127.0.0.1:9090".parse().unwrap()));
+        let expected = AccessLogConfig {
+            format: LogFormat::Json,
+            open_line: true,
+            query_values: true,
+        };
+        assert_eq!(config.access_log, expected);
+    }
+
+    #[test]
+    fn a_bad_admin_address_and_log_format_are_placed_and_explained() {
+        let source =
+            format!("[server]\nlog_format = \"xml\"\n{ROUTE}[admin]\naddress = \"localhost\"\n");
+        let Err(Error::Config(errors)) = parse(&source, "t", Path::new(".")) else {
+            panic!("accepted");
+        };
+        let at: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.hint.as_str())).collect();
+        assert_eq!(
+            at,
+            [
+                (2, "\"text\" (the default) or \"json\""),
+                (
+                    9,
+                    "an IP address and a port, best on loopback: \"127.0.0.1:9090\""
+                )
+            ],
+            "{errors:#?}"
+        );
+    }
+}
