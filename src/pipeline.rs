@@ -28,7 +28,7 @@ use crate::access_log::{self, LogFormat};
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
-use crate::metrics::{Metrics, NO_ROUTE};
+use crate::metrics::{self, Metrics};
 use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
@@ -76,7 +76,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
     // An `async move` block, not an `async fn`: an async fn keeps its argument twice in its
     // state (as the argument and as the moved-in local), and this state is what every silent
     // connection costs.
-    async move {
+    // Refusals are counted wherever they are answered (`refuse`), by the metrics of this scope.
+    let counted = accepted.listening.metrics.clone();
+    metrics::scope(counted, async move {
         // Counted open from the accept to the end of the relay (nothing without metrics).
         let _open = (accepted.listening.metrics.as_ref())
             .and_then(|m| m.client_connected(accepted.listening.index));
@@ -96,16 +98,13 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
                 let Accepted { mut tcp, listening } = accepted;
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
-                if let Some(metrics) = &listening.metrics {
-                    metrics.handshake(NO_ROUTE, refusal.status(), None);
-                }
                 // Boxed: the refusal's state must not widen every silent connection's future.
                 Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
                 return;
             }
         }
         Box::pin(connection(accepted, started)).await;
-    }
+    })
 }
 
 /// What every connection of one listener shares, kept once per listener and worker.
@@ -260,22 +259,6 @@ impl<'a> Pipeline<'a> {
         Pipeline { metrics, ..self }
     }
 
-    /// Answers a refusal as [`refuse`] does, counting it first: every refusal of the pipeline
-    /// goes through here, so a new one is counted by the status it renders.
-    async fn refuse<S: AsyncWrite + Unpin>(
-        &self,
-        client: &mut S,
-        peer: SocketAddr,
-        route: &str,
-        target: &str,
-        refusal: Refusal,
-    ) -> Error {
-        if let Some(metrics) = self.metrics {
-            metrics.handshake(route, refusal.status(), None);
-        }
-        refuse(client, peer, route, target, refusal).await
-    }
-
     /// Runs a client connection through the pipeline up to the relay: reads its request, puts
     /// it in canonical form, routes it, connects and upgrades the upstream, and answers the
     /// client (101, or the refusal's response). `started` is when the client's handshake time
@@ -306,11 +289,11 @@ impl<'a> Pipeline<'a> {
             }
             Ok(Err(HeadError::Io(e))) => return Err(e.into()),
             Ok(Err(HeadError::Parse(e))) => {
-                return Err(self.refuse(&mut client, addr, "-", "-", e.into()).await)
+                return Err(refuse(&mut client, addr, "-", "-", e.into()).await)
             }
             Err(_) => {
                 let refusal = Refusal::HandshakeTimeout(self.handshake_timeout);
-                return Err(self.refuse(&mut client, addr, "-", "-", refusal).await);
+                return Err(refuse(&mut client, addr, "-", "-", refusal).await);
             }
         };
         // The handshake is timed from here (its head received) to its 101 written.
@@ -319,16 +302,14 @@ impl<'a> Pipeline<'a> {
             Ok(authority) => authority,
             Err(refusal) => {
                 let target = head.target.clone();
-                return Err(self.refuse(&mut client, addr, "-", &target, refusal).await);
+                return Err(refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
         let target = head.target.clone();
         let (route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,
             Err((route, refusal)) => {
-                return Err(self
-                    .refuse(&mut client, addr, route, &target, refusal)
-                    .await)
+                return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
         let connecting = Instant::now();
@@ -340,9 +321,7 @@ impl<'a> Pipeline<'a> {
                 upstream
             }
             Err(refusal) => {
-                return Err(self
-                    .refuse(&mut client, addr, &route.name, &target, refusal)
-                    .await)
+                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
             }
         };
         if let Err(e) = answer(&mut client, &request, &upstream).await {
@@ -428,6 +407,7 @@ async fn refuse<S: AsyncWrite + Unpin>(
     refusal: Refusal,
 ) -> Error {
     let status = refusal.status();
+    metrics::count_refusal(route, status);
     // Query values are left out (tokens travel there); a refused request's most of all.
     let target = &*access_log::loggable_target(target, false);
     match &refusal {

@@ -256,10 +256,14 @@ async fn every_metric_family_has_the_values_of_a_known_exchange() {
     // A plain GET is refused with 426 on the route; the refusal is counted by its status.
     let refused = http_exchange(binary.addr(), "GET /chat HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(refused.starts_with("HTTP/1.1 426"), "{refused}");
+    // A request that is not HTTP is refused before any route: 400 on route "-".
+    let bad = http_exchange(binary.addr(), "NOT HTTP\r\n\r\n").await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 
     let m = scrape_until(admin, |m| {
         value(m, "wsrelay_tunnel_duration_seconds_count", &[]) == Some(1.0)
             && value(m, "wsrelay_handshakes_total", &[("outcome", "426")]) == Some(1.0)
+            && value(m, "wsrelay_handshakes_total", &[("outcome", "400")]) == Some(1.0)
             && value(m, "wsrelay_client_connections", &[]) == Some(0.0)
     })
     .await;
@@ -277,6 +281,8 @@ async fn every_metric_family_has_the_values_of_a_known_exchange() {
         get("wsrelay_handshakes_total", &[route, ("outcome", "426")]),
         1.0
     );
+    let no_route = [("route", "-"), ("outcome", "400")];
+    assert_eq!(get("wsrelay_handshakes_total", &no_route), 1.0);
     assert_eq!(get("wsrelay_client_connections", &[]), 0.0);
     assert_eq!(get("wsrelay_open_tunnels", &[route]), 0.0);
     // Client to upstream: 5 data frames and the close; 4 messages; 3*5 + 3 + 2 payload bytes

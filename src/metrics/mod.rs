@@ -34,6 +34,31 @@ mod tunnels;
 pub use exposition::Format;
 use tunnels::Tunnels;
 
+tokio::task_local! {
+    /// The metrics of the gateway whose connection the current task serves; see [`scope`].
+    static CONNECTION_METRICS: Option<Arc<Metrics>>;
+}
+
+/// Runs a connection's future with `metrics` as the place its refusals are counted: the
+/// pipeline's one `refuse` counts every refusal it answers there, by route and rendered status,
+/// so a refusal added later is counted without a change here.
+pub(crate) fn scope<F: std::future::Future>(
+    metrics: Option<Arc<Metrics>>,
+    future: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CONNECTION_METRICS.scope(metrics, future)
+}
+
+/// Counts a refusal with `status` on `route` in the current connection's metrics, if it has any
+/// (the embedding API's connections have none).
+pub(crate) fn count_refusal(route: &str, status: u16) {
+    let _ = CONNECTION_METRICS.try_with(|metrics| {
+        if let Some(metrics) = metrics {
+            metrics.handshake(route, status, None);
+        }
+    });
+}
+
 /// The `route` label of what happened before a route was chosen (404, 400, 408...).
 pub const NO_ROUTE: &str = "-";
 
