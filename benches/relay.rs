@@ -5,14 +5,17 @@
 //!
 //! Variants, each measured in the same run: `pass_through` (no hook: the plain relay),
 //! `noop_hook` (a hook that forwards every frame: the cost of unmasking and showing each frame)
-//! and `noop_hook_aggregated` (the same with whole messages).
+//! and `noop_hook_aggregated` (the same with whole messages), and `live_traffic` (the plain relay
+//! publishing its counts for metrics, as the gateway's relays do with an admin listener).
 //!
 //! Run: `cargo bench --bench relay -- --warm-up-time 1 --measurement-time 3`.
+
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 use wsrelay::codec::{apply_mask, FrameHeader, OpCode, MAX_HEADER_LEN};
-use wsrelay::relay::{Frame, Relay, RelayOptions, Verdict};
+use wsrelay::relay::{Frame, LiveTraffic, Relay, RelayOptions, Verdict};
 
 const KEY: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
 const TOTAL: usize = 4 << 20;
@@ -76,6 +79,18 @@ fn relay_throughput(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(relay_once(&wire, |c, u| async move {
                     Relay::new(c, u, &RelayOptions::default()).run().await;
+                }))
+            })
+        });
+        // What metrics add to a relay: its counts published into per-connection live counters
+        // once per wake-up (the gateway's case when it has an admin listener).
+        group.bench_function(format!("frames_{size}/live_traffic"), |b| {
+            b.iter(|| {
+                rt.block_on(relay_once(&wire, |c, u| async move {
+                    Relay::new(c, u, &RelayOptions::default())
+                        .with_live_traffic(Arc::new(LiveTraffic::default()))
+                        .run()
+                        .await;
                 }))
             })
         });

@@ -72,6 +72,7 @@ where
         handshake_timeout: defaults::HANDSHAKE_TIMEOUT,
         edge: &edge,
         admission: None,
+        metrics: None,
     };
     let ready = pipeline
         .handshake(client, Peer::plain(peer), Instant::now())

@@ -12,8 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::admin::AdminServer;
 use crate::admission::Admission;
 use crate::config::GatewayConfig;
+use crate::metrics::Metrics;
 use crate::pipeline::{serve_connection, Accepted, Listening};
 
 /// A bound gateway, ready to serve.
@@ -31,6 +33,8 @@ pub struct Gateway {
     config: Arc<GatewayConfig>,
     /// The admission limits' state, shared by every worker.
     admission: Arc<Admission>,
+    /// The admin listener and the metrics it serves, when `admin` is configured.
+    admin: Option<(AdminServer, Arc<Metrics>)>,
 }
 
 /// A listening socket that other workers may bind too.
@@ -90,12 +94,20 @@ impl Gateway {
         }
         // Once the listeners are bound: a derived connection cap counts their descriptors.
         let admission = Arc::new(Admission::new(&config.admission));
+        let admin = match config.admin {
+            Some(address) => {
+                let metrics = Arc::new(Metrics::new(&config, &local));
+                Some((AdminServer::bind(address, Arc::clone(&metrics))?, metrics))
+            }
+            None => None,
+        };
         Ok(Gateway {
             listeners,
             others,
             local,
             config: Arc::new(config),
             admission,
+            admin,
         })
     }
 
@@ -112,6 +124,11 @@ impl Gateway {
         &self.local
     }
 
+    /// The admin listener's address, if the gateway has one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(a, _)| a.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes; then every worker stops accepting, sends 1001 to both
     /// sides of each open relay and waits for them, at most the shutdown timeout.
     ///
@@ -119,11 +136,16 @@ impl Gateway {
     /// single-threaded runtime each.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (admin, metrics) = match self.admin {
+            Some((server, metrics)) => (Some(server.spawn()?), Some(metrics)),
+            None => (None, None),
+        };
         let mut threads = Vec::new();
         for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);
             let stop = stop_rx.clone();
             let admission = Arc::clone(&self.admission);
+            let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("wsrelay-worker-{}", n + 1))
                 .spawn(move || -> io::Result<()> {
@@ -135,7 +157,7 @@ impl Gateway {
                             .into_iter()
                             .map(TcpListener::from_std)
                             .collect::<io::Result<Vec<_>>>()?;
-                        worker(listeners, config, stop, admission).await
+                        worker(listeners, config, stop, admission, metrics).await
                     })
                 })?;
             threads.push(thread);
@@ -145,9 +167,13 @@ impl Gateway {
             Arc::clone(&self.config),
             stop_rx,
             Arc::clone(&self.admission),
+            metrics.clone(),
         );
         let signal = async {
             shutdown.await;
+            if let Some(metrics) = &metrics {
+                metrics.set_draining();
+            }
             tracing::info!("shutting down: closing open connections with 1001");
             let _ = stop_tx.send(true);
         };
@@ -163,6 +189,8 @@ impl Gateway {
         })
         .await
         .map_err(io::Error::other)?;
+        // The admin listener served through the drain (readiness 503); it stops here.
+        drop(admin);
         served.and(joined.map(drop))
     }
 }
@@ -173,6 +201,7 @@ async fn worker(
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
     admission: Arc<Admission>,
+    metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut serving = JoinSet::new();
     for (index, (listener, settings)) in listeners.into_iter().zip(&config.listeners).enumerate() {
@@ -184,6 +213,7 @@ async fn worker(
             Arc::clone(&config),
             stop.clone(),
             Arc::clone(&admission),
+            metrics.clone(),
         ));
     }
     let mut result = Ok(());
@@ -202,6 +232,7 @@ async fn serve(
     config: Arc<GatewayConfig>,
     stop: watch::Receiver<bool>,
     admission: Arc<Admission>,
+    metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
@@ -212,6 +243,7 @@ async fn serve(
         config: Arc::clone(&config),
         stop: stop.clone(),
         admission,
+        metrics,
     });
     loop {
         tokio::select! {

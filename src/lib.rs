@@ -7,6 +7,8 @@
 //! demo upstream and in tests, and [`embed`]: the relay inside your own tokio server in one call.
 #![deny(missing_docs)]
 
+pub mod access_log;
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod config;
@@ -16,6 +18,7 @@ pub mod embed;
 mod error;
 pub mod gateway;
 pub mod head;
+pub mod metrics;
 pub mod pipeline;
 pub mod refusal;
 pub mod request;

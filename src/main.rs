@@ -65,10 +65,12 @@ enum Value {
     Number(u64),
     /// A switch that sets its key to `false`.
     Off,
+    /// A value without a default of its own (the value's name, what applies without it).
+    Text(&'static str, &'static str),
 }
 
 /// The one-upstream flags, in `--help` order.
-const FLAGS: [Flag; 14] = [
+const FLAGS: [Flag; 16] = [
     Flag {
         long: "listen",
         table: Table::Listener,
@@ -171,6 +173,20 @@ const FLAGS: [Flag; 14] = [
         value: Value::Number(defaults::WORKERS as u64),
         help: "Worker threads, each with its own runtime and listening socket; 0: one per CPU",
     },
+    Flag {
+        long: "admin",
+        table: Table::Admin,
+        key: "address",
+        value: Value::Text("ADDR", "off"),
+        help: "Admin listener (GET /metrics, /livez, /readyz), best on loopback: 127.0.0.1:9090",
+    },
+    Flag {
+        long: "log-format",
+        table: Table::Server,
+        key: "log_format",
+        value: Value::Text("FORMAT", defaults::LOG_FORMAT),
+        help: "Access log lines: text, or json (one object a line)",
+    },
 ];
 
 impl Flag {
@@ -184,6 +200,7 @@ impl Flag {
             Value::Uri => ("URI", "a built-in echo server".to_owned()),
             Value::Duration(d) => ("DURATION", humantime::format_duration(d).to_string()),
             Value::Number(n) => ("N", n.to_string()),
+            Value::Text(name, default) => (name, default.to_owned()),
         };
         arg.value_name(name)
             .help(format!("{} [default: {default}]", self.help))
@@ -192,7 +209,7 @@ impl Flag {
     /// How the value is written into the document: as a user would write it in a file.
     fn kind(&self) -> Kind {
         match self.value {
-            Value::Address(_) | Value::Uri | Value::Duration(_) => Kind::Text,
+            Value::Address(_) | Value::Uri | Value::Duration(_) | Value::Text(..) => Kind::Text,
             Value::Number(_) => Kind::Integer,
             Value::Off => Kind::Switch,
         }
@@ -336,6 +353,7 @@ async fn run_config(path: &Path) -> Result<(), Failure> {
         .collect();
     let routes = config.routes.len();
     let gateway = Gateway::bind(config).await.map_err(Failure::runtime)?;
+    announce_admin(&gateway);
     for (addr, scheme) in gateway.local_addrs().iter().zip(schemes) {
         println!("wsrelay: listening on {scheme}://{addr}/ ({routes} route(s))");
     }
@@ -364,6 +382,7 @@ async fn run_flags(matches: &ArgMatches) -> Result<(), Failure> {
         .map(|u| u.uri.to_string())
         .unwrap_or_default();
     let gateway = Gateway::bind(config).await.map_err(Failure::runtime)?;
+    announce_admin(&gateway);
     let local = gateway.local_addr().map_err(Failure::runtime)?;
     if demo {
         println!("wsrelay: relaying ws://{local}/ -> built-in echo server at {upstream}");
@@ -400,6 +419,13 @@ async fn shutdown_signal() {
     tracing::info!("signal received");
 }
 
+/// Says where the admin listener is, if there is one (before the listeners' lines).
+fn announce_admin(gateway: &Gateway) {
+    if let Some(admin) = gateway.admin_addr() {
+        println!("wsrelay: admin on http://{admin}/ (/metrics, /livez, /readyz)");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +443,8 @@ mod tests {
                 Value::Uri => "ws://127.0.0.1:9/",
                 Value::Duration(_) => "3s",
                 Value::Number(_) => "4096",
+                Value::Text(..) if flag.long == "admin" => "127.0.0.1:0",
+                Value::Text(..) => "json",
                 Value::Off => continue,
             };
             args.push(value.to_owned());
@@ -431,6 +459,8 @@ mod tests {
         assert_eq!(route.relay.client_max_message_size, Some(4096));
         assert_eq!(route.relay.buffer_size, 4096);
         assert!(!route.relay.validate_utf8);
+        assert!(config.admin.is_some());
+        assert_eq!(config.access_log.format, config::LogFormat::Json);
     }
 
     #[test]

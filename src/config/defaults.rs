@@ -85,3 +85,9 @@ pub const AUTH_LEEWAY: Duration = Duration::from_secs(60);
 /// An HMAC secret shorter than this (in bytes) is a warning: RFC 7518 §3.2 asks for a key at
 /// least as long as the hash (32 bytes for HS256).
 pub const MIN_HMAC_SECRET: usize = 32;
+/// The access log's form: the text line (`"json"` for one JSON object a line).
+pub const LOG_FORMAT: &str = "text";
+/// No access log line when a tunnel opens, only when it ends.
+pub const LOG_OPEN: bool = false;
+/// Query values are left out of the access log (tokens travel there); names are kept.
+pub const LOG_QUERY_VALUES: bool = false;

@@ -14,6 +14,8 @@ pub enum Table {
     Listener,
     /// The one `[[routes]]` entry, which takes every path.
     Route,
+    /// `[admin]`: the admin listener.
+    Admin,
 }
 
 /// How a flag's value is written into the document, as a user would write it in a file.
@@ -88,8 +90,13 @@ impl FlagDocument {
             (Table::Defaults, "[defaults]"),
             (Table::Listener, "[[listeners]]"),
             (Table::Route, "[[routes]]"),
+            (Table::Admin, "[admin]"),
         ];
         for (table, header) in tables {
+            // `[admin]` only when a flag sets it: no admin listener otherwise.
+            if table == Table::Admin && !self.entries.iter().any(|e| e.table == table) {
+                continue;
+            }
             line(&mut text, header, None);
             match table {
                 Table::Listener if !has_address => {

@@ -133,6 +133,8 @@ impl Loader<'_> {
             true,
         );
         let workers = workers(server.workers);
+        let access_log = self.access_log(server);
+        let admin = self.admin(&document.admin);
         if document.listeners.is_empty() {
             self.report.error(
                 None,
@@ -169,6 +171,8 @@ impl Loader<'_> {
             workers,
             admission,
             warnings: self.report.take_warnings(),
+            admin,
+            access_log,
         }
     }
 
@@ -538,5 +542,6 @@ fn template_references(template: &str) -> Vec<&str> {
 mod auth;
 mod limits;
 mod listener;
+mod observability;
 #[cfg(test)]
 mod tests;

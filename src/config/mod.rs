@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use wsrelay_handshake::{Limits, PathPolicy};
 
+pub use crate::access_log::{AccessLogConfig, LogFormat};
 use crate::admission::AdmissionLimits;
 use crate::route::Route;
 use crate::upstream::Upstream;
@@ -98,6 +99,11 @@ pub struct GatewayConfig {
     /// Problems found that do not stop the gateway (a short HMAC secret): `wsrelay check`
     /// prints them, `wsrelay --config` logs them at start.
     pub warnings: Vec<crate::ConfigWarning>,
+    /// The admin listener's address (metrics, health endpoints); `None`: no admin listener,
+    /// and no metrics are collected.
+    pub admin: Option<SocketAddr>,
+    /// The access log: its form, whether tunnels get an open line, how queries are written.
+    pub access_log: AccessLogConfig,
 }
 
 impl GatewayConfig {
@@ -117,6 +123,8 @@ impl GatewayConfig {
             workers: 1,
             admission: AdmissionLimits::default(),
             warnings: Vec::new(),
+            admin: None,
+            access_log: AccessLogConfig::default(),
         }
     }
 }

@@ -24,6 +24,15 @@ pub(super) struct Document {
     pub(super) limits: LimitsSection,
     #[serde(default)]
     pub(super) auth: BTreeMap<String, Spanned<AuthSection>>,
+    #[serde(default)]
+    pub(super) admin: AdminSection,
+}
+
+/// `[admin]`: the admin listener (metrics and health endpoints); off without an address.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AdminSection {
+    pub(super) address: Option<Spanned<String>>,
 }
 
 /// `[server]`: process-wide settings.
@@ -33,6 +42,12 @@ pub(super) struct ServerSection {
     pub(super) workers: Option<usize>,
     pub(super) handshake_timeout: Option<Spanned<String>>,
     pub(super) shutdown_timeout: Option<Spanned<String>>,
+    /// The access log's form: `"text"` or `"json"`.
+    pub(super) log_format: Option<Spanned<String>>,
+    /// An access log line when a tunnel opens, too.
+    pub(super) log_open: Option<bool>,
+    /// Query values written into the access log as sent (they may carry tokens).
+    pub(super) log_query_values: Option<bool>,
 }
 
 /// Writes the tuning keys once and makes from that one list both tables that carry them:

@@ -431,6 +431,8 @@ pub struct Binary {
     /// The addresses it announced, in the order of its listeners.
     pub addrs: Vec<SocketAddr>,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The admin listener it announced ("admin on http://ADDR/"), if any.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Drop for Binary {
@@ -473,6 +475,7 @@ impl Binary {
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut addrs = Vec::new();
+        let mut admin = None;
         while addrs.len() < listeners {
             let line = lines
                 .next()
@@ -483,10 +486,21 @@ impl Binary {
                 .find_map(|w| w.strip_prefix("ws://").or_else(|| w.strip_prefix("wss://")))
                 .and_then(|rest| rest.trim_end_matches('/').parse().ok());
             addrs.extend(addr);
+            // The admin line comes before the listeners' lines.
+            admin = admin.or_else(|| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("http://"))
+                    .and_then(|rest| rest.trim_end_matches('/').parse().ok())
+            });
         }
         // Keep reading stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Binary { child, addrs, log }
+        Binary {
+            child,
+            addrs,
+            log,
+            admin,
+        }
     }
 
     /// The binary with a configuration file holding `toml`.

@@ -50,6 +50,11 @@ pub struct CompareArgs {
     /// before/after comparison from one run.
     #[arg(long)]
     baseline: Option<PathBuf>,
+    /// The cost of metrics: `wsrelay` against `wsrelay-metrics` (the same binary with an
+    /// admin listener, so every tunnel is counted), interleaved on bulk, small and latency,
+    /// beside the raw proxy and the direct connection; nothing else, no memory workloads.
+    #[arg(long)]
+    metrics_overhead: bool,
 }
 
 /// One workload: how to load a system, and which number is its headline.
@@ -103,6 +108,22 @@ fn workloads(smoke: bool) -> Vec<Workload> {
             rate: Some(rate),
         },
     ]
+}
+
+/// Scrapes `GET /metrics` at `admin` once a second until aborted (failures are ignored: the
+/// relay may still be starting).
+async fn scrape_every_second(admin: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(admin).await {
+            let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+            if s.write_all(request.as_bytes()).await.is_ok() {
+                let mut body = Vec::new();
+                let _ = s.read_to_end(&mut body).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -197,7 +218,18 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         passthrough.push("--no-utf8-validation".into());
         start("wsrelay-baseline", baseline, passthrough, p)?;
     }
-    if !args.smoke {
+    // Scraped once a second while the workloads run, as a Prometheus server would.
+    let mut scraper = None;
+    if args.metrics_overhead {
+        let (p, admin) = (free_port()?, free_port()?);
+        let mut counted = relay_args(p);
+        counted.push("--no-utf8-validation".into());
+        counted.push("--admin".into());
+        counted.push(loopback(admin).to_string());
+        start("wsrelay-metrics", &wsrelay, counted, p)?;
+        scraper = Some(tokio::spawn(scrape_every_second(loopback(admin))));
+    }
+    if !args.smoke && !args.metrics_overhead {
         let p = free_port()?;
         start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
         let p = free_port()?;
@@ -237,11 +269,14 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", system.name))?;
     }
 
-    let workloads = if args.memory_only {
+    let mut workloads = if args.memory_only {
         Vec::new()
     } else {
         workloads(args.smoke)
     };
+    if args.metrics_overhead {
+        workloads.retain(|w| matches!(w.name, "bulk" | "small" | "latency"));
+    }
     // results[workload][system] = reports over repetitions
     let mut results: Vec<Vec<Vec<Report>>> = workloads
         .iter()
@@ -280,6 +315,9 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             }
         }
     }
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
     let rss: Vec<Option<u64>> = systems
         .iter()
         .map(|s| {
@@ -295,7 +333,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         .filter(|n| *n != "direct")
         .collect();
     drop(systems);
-    if !args.no_memory {
+    if !args.no_memory && !args.metrics_overhead {
         let pending = if args.smoke {
             200
         } else {
@@ -539,6 +577,18 @@ fn tabulate(
             );
         }
         json.insert(workload.name.into(), serde_json::Value::Object(rows));
+        if let (Some(on), Some(off)) = (index("wsrelay-metrics"), index("wsrelay")) {
+            let (what, on, off) = if latency {
+                let p99 = |r: &Report| r.latency_us(0.99) as f64;
+                ("p99 latency", med(on, &p99), med(off, &p99))
+            } else {
+                ("throughput", med(on, &headline), med(off, &headline))
+            };
+            md.push_str(&format!(
+                "\nMetrics on / off (wsrelay-metrics / wsrelay), {what}: {:.3}\n",
+                on / off
+            ));
+        }
     }
     md.push_str("\n### Process RSS after the runs (KiB)\n\n| system | RSS |\n|---|---|\n");
     for (system, rss) in systems.iter().zip(rss) {

@@ -141,6 +141,10 @@ pub struct Step {
     pub frames: u64,
     /// Of those, frames re-masked with a key of the relay's own (see [`Remask`]).
     pub remasked: u64,
+    /// Data messages whose final frame was forwarded in this step.
+    pub messages: u64,
+    /// Header bytes of the frames counted in `frames`.
+    pub header_bytes: u64,
     /// Why processing stopped early, if it did.
     pub event: Option<Event>,
 }
@@ -404,6 +408,8 @@ impl Forwarder {
             mid_frame: false,
             frames: 0,
             remasked: 0,
+            messages: 0,
+            header_bytes: 0,
             event: None,
         };
         if !W::WRITABLE {
@@ -451,6 +457,8 @@ impl Forwarder {
     ) -> Step {
         // Start of the data frame under way, if its header is in this input.
         let mut frame_start: Option<usize> = None;
+        // That frame's header length, taken back with it if it is dropped.
+        let mut frame_header_len = 0u64;
         let mut pos = start;
         loop {
             match self.phase {
@@ -511,6 +519,7 @@ impl Forwarder {
                             match close_payload(&header, frame, header_len) {
                                 Ok(payload) => {
                                     step.frames += 1;
+                                    step.header_bytes += header_len as u64;
                                     step.remasked += u64::from(remasked);
                                     pos += frame_len;
                                     self.phase = Phase::Done;
@@ -523,6 +532,7 @@ impl Forwarder {
                             break;
                         }
                         step.frames += 1;
+                        step.header_bytes += header_len as u64;
                         step.remasked += u64::from(remasked);
                         pos += frame_len;
                         if ONE {
@@ -564,15 +574,19 @@ impl Forwarder {
                     }
                     self.start_data_frame(&header);
                     step.frames += 1;
+                    step.header_bytes += header_len as u64;
                     step.remasked += remasked;
                     frame_start = Some(pos);
+                    frame_header_len = header_len as u64;
                     pos += header_len;
                     if header.payload_len == 0 {
                         if let Err(v) = self.end_data_frame(header.fin) {
                             step.frames -= 1;
+                            step.header_bytes -= frame_header_len;
                             step.remasked -= remasked;
                             return self.fail(step, Some(pos - header_len), pos, pos, v);
                         }
+                        step.messages += u64::from(header.fin);
                         if ONE {
                             break;
                         }
@@ -602,6 +616,7 @@ impl Forwarder {
                         if let Err(e) = validate_text(&mut self.utf8, chunk, mask, offset) {
                             let end = pos + chunk.len();
                             step.frames -= uncount;
+                            step.header_bytes -= uncount * frame_header_len;
                             step.remasked -= uncount * u64::from(remasking);
                             return self.fail(step, frame_start, pos, end, e.into());
                         }
@@ -618,9 +633,11 @@ impl Forwarder {
                             // The frame's last byte completed an invalid text message.
                             let checked = pos - chunk.len();
                             step.frames -= uncount;
+                            step.header_bytes -= uncount * frame_header_len;
                             step.remasked -= uncount * u64::from(remasking);
                             return self.fail(step, frame_start, checked, pos, v);
                         }
+                        step.messages += u64::from(fin);
                         frame_start = None;
                     } else {
                         self.phase = Phase::Payload {

@@ -53,6 +53,18 @@ pub struct Traffic {
     /// Client frames forwarded with a masking key of the relay's own instead of the client's
     /// (see [`Remask`](crate::Remask)); always 0 towards the client.
     pub remasked: u64,
+    /// Data messages whose final frame was forwarded (counted on the pass-through path; a
+    /// relay with a frame hook leaves it at 0).
+    pub messages: u64,
+    /// The frame headers among the forwarded frames' bytes (same counting as `messages`).
+    pub header_bytes: u64,
+}
+
+impl Traffic {
+    /// Payload bytes forwarded: the wire bytes less the frame headers.
+    pub fn payload_bytes(&self) -> u64 {
+        self.bytes.saturating_sub(self.header_bytes)
+    }
 }
 
 /// Why a relay ended.

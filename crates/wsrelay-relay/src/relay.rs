@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -13,6 +14,7 @@ use wsrelay_codec::{ParseConfig, Role};
 use crate::forwarder::{Forwarder, ForwarderConfig};
 use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
 use crate::keep_alive::KeepAlive;
+use crate::live::LiveTraffic;
 use crate::pump::{Pump, PumpEvent};
 use crate::side::{PerSide, SIDES};
 use crate::{CloseInfo, EndReason, RelayOptions, RelayOutcome, Side};
@@ -39,6 +41,8 @@ pub struct Relay<C, U, H = NoHook> {
     /// When the owner's deadline passes, and the close both sides then get (boxed: most
     /// relays have none, and an idle relay should stay small).
     deadline: Option<Box<DeadlineClose>>,
+    /// Where the traffic so far is published once per wake-up, if anyone reads it.
+    live: Option<Arc<LiveTraffic>>,
 }
 
 /// A deadline set with [`Relay::close_at`].
@@ -99,6 +103,7 @@ where
             shutdown: None,
             hook: NoHook,
             deadline: None,
+            live: None,
         }
     }
 }
@@ -133,6 +138,7 @@ where
             shutdown,
             hook: _,
             deadline,
+            live,
         } = self;
         if H2::ENABLED {
             // "No limit" is bounded for aggregation, which holds whole messages in memory.
@@ -154,7 +160,16 @@ where
             shutdown,
             hook,
             deadline,
+            live,
         }
+    }
+
+    /// Publishes the traffic so far (frames, messages, bytes each way) into `live` as the relay
+    /// runs, once per wake-up rather than per frame, for a reader on another thread (metrics).
+    /// `None` leaves the relay without (the gateway's case when metrics are off).
+    pub fn with_live_traffic(mut self, live: impl Into<Option<Arc<LiveTraffic>>>) -> Self {
+        self.live = live.into();
+        self
     }
 
     /// Bytes the client sent right behind its handshake, already read: relayed first, never lost.
@@ -469,7 +484,16 @@ where
         })
     }
 
+    /// Copies the traffic so far into the live counters, if the relay has them.
+    fn publish(&self) {
+        if let Some(live) = &self.relay.live {
+            let pumps = &self.relay.pumps;
+            live.publish(&pumps[Side::Client].traffic, &pumps[Side::Upstream].traffic);
+        }
+    }
+
     fn outcome(&mut self) -> RelayOutcome {
+        self.publish();
         let end = self.end.take().unwrap_or(EndReason::Closed {
             initiator: self.first_close.unwrap_or(Side::Client),
         });
@@ -647,6 +671,7 @@ where
                     return Poll::Ready(this.outcome());
                 }
             }
+            this.publish();
             return Poll::Pending;
         }
     }

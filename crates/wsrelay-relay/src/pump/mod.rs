@@ -475,6 +475,8 @@ impl Pump {
                 self.ready += step.forward;
                 self.traffic.frames += step.frames;
                 self.traffic.remasked += step.remasked;
+                self.traffic.messages += step.messages;
+                self.traffic.header_bytes += step.header_bytes;
             }
             match step.event? {
                 Event::OwnPong => {
@@ -499,6 +501,9 @@ impl Pump {
                             let len = payload.frame_len();
                             self.ready = self.ready.saturating_sub(len).max(self.start);
                             self.traffic.frames = self.traffic.frames.saturating_sub(1);
+                            let header = len.saturating_sub(payload.as_bytes().len());
+                            self.traffic.header_bytes =
+                                self.traffic.header_bytes.saturating_sub(header as u64);
                             self.release_deferred_close();
                         }
                         _ => {}

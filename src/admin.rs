@@ -1,0 +1,273 @@
+//! The admin listener: `GET /metrics`, `GET /livez`, `GET /readyz`, on an address of its own
+//! (`[admin] address`, `--admin`), served by a thread of its own so scrapes never take a
+//! worker's time.
+//!
+//! Each request gets one response and the connection is closed. What a scraper can hold is
+//! bounded: at most [`MAX_CONNECTIONS`] at once (more wait in the backlog), a request head of
+//! at most [`MAX_HEAD`] bytes read within [`READ_TIMEOUT`], and a response written within
+//! [`WRITE_TIMEOUT`] or dropped. The response is built before it is written, from the metrics'
+//! current values, so a stalled scraper holds one response, never a queue of them, and never
+//! anything the relays wait for.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::metrics::{Format, Metrics};
+
+/// Admin connections served at once.
+pub const MAX_CONNECTIONS: usize = 8;
+/// Largest request head accepted (431 beyond).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Time a client has to send its request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a client has to take the whole response.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Headers parsed in a request.
+const MAX_HEADERS: usize = 32;
+
+/// A bound admin listener, not yet serving.
+#[derive(Debug)]
+pub struct AdminServer {
+    listener: std::net::TcpListener,
+    metrics: Arc<Metrics>,
+}
+
+/// A serving admin listener; stops serving when dropped.
+#[derive(Debug)]
+pub struct AdminHandle {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for AdminHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl AdminServer {
+    /// Binds `address` (port 0 picks a free one); requests are served once [`spawn`]ed.
+    ///
+    /// [`spawn`]: AdminServer::spawn
+    pub fn bind(address: SocketAddr, metrics: Arc<Metrics>) -> io::Result<AdminServer> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        Ok(AdminServer { listener, metrics })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves on a thread of its own (with its own single-threaded runtime) until the handle
+    /// is dropped.
+    pub fn spawn(self) -> io::Result<AdminHandle> {
+        let (stop, stopped) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("wsrelay-admin".to_owned())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener: no runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match TcpListener::from_std(self.listener) {
+                        Ok(listener) => serve(listener, self.metrics, stopped).await,
+                        Err(e) => tracing::error!(error = %e, "admin listener failed"),
+                    }
+                });
+            })?;
+        Ok(AdminHandle { stop: Some(stop) })
+    }
+}
+
+/// Accepts admin connections until `stopped`, [`MAX_CONNECTIONS`] at a time.
+async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stopped: oneshot::Receiver<()>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot,
+            _ = &mut stopped => return,
+        };
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stopped => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    answer(stream, &metrics).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admin listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// A response: status line, content type and body.
+struct Response {
+    status: &'static str,
+    content_type: &'static str,
+    body: String,
+    allow: bool,
+}
+
+impl Response {
+    fn plain(status: &'static str, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_owned(),
+            allow: false,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let allow = if self.allow { "Allow: GET\r\n" } else { "" };
+        let mut out = format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
+             Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            self.status,
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(self.body.as_bytes());
+        out
+    }
+}
+
+/// What a request asked for, as far as the admin listener cares.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    path: String,
+    accept: Option<String>,
+}
+
+/// Parses a request head; `Ok(None)` while incomplete.
+fn parse(buf: &[u8]) -> Result<Option<Request>, httparse::Error> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    if request.parse(buf)?.is_partial() {
+        return Ok(None);
+    }
+    let accept = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("accept"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned());
+    Ok(Some(Request {
+        method: request.method.unwrap_or_default().to_owned(),
+        path: request.path.unwrap_or_default().to_owned(),
+        accept,
+    }))
+}
+
+/// Reads a request head within [`READ_TIMEOUT`]; the response for one that is too large or
+/// malformed, `None` if the client left.
+async fn read_request(stream: &mut TcpStream) -> Option<Result<Request, Response>> {
+    let mut buf = vec![0u8; MAX_HEAD];
+    let mut len = 0;
+    let read = async {
+        loop {
+            if len == buf.len() {
+                return Some(Err(Response::plain(
+                    "431 Request Header Fields Too Large",
+                    "request head too large\n",
+                )));
+            }
+            let n = stream.read(&mut buf[len..]).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            len += n;
+            match parse(&buf[..len]) {
+                Ok(Some(request)) => return Some(Ok(request)),
+                Ok(None) => {}
+                Err(_) => return Some(Err(Response::plain("400 Bad Request", "bad request\n"))),
+            }
+        }
+    };
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The response to `request`.
+fn route(request: &Request, metrics: &Metrics) -> Response {
+    if request.method != "GET" {
+        let mut response = Response::plain("405 Method Not Allowed", "only GET\n");
+        response.allow = true;
+        return response;
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    match path {
+        "/metrics" => {
+            let format = Format::negotiate(request.accept.as_deref());
+            Response {
+                status: "200 OK",
+                content_type: format.content_type(),
+                body: metrics.render(format),
+                allow: false,
+            }
+        }
+        "/livez" => Response::plain("200 OK", "ok\n"),
+        "/readyz" if metrics.draining() => Response::plain("503 Service Unavailable", "draining\n"),
+        "/readyz" => Response::plain("200 OK", "ready\n"),
+        _ => Response::plain("404 Not Found", "not found: /metrics, /livez, /readyz\n"),
+    }
+}
+
+/// Serves one admin connection: one request, one response within [`WRITE_TIMEOUT`], close.
+async fn answer(mut stream: TcpStream, metrics: &Metrics) {
+    let response = match read_request(&mut stream).await {
+        None => return,
+        Some(Ok(request)) => route(&request, metrics),
+        Some(Err(response)) => response,
+    };
+    let bytes = response.bytes();
+    let write = async {
+        stream.write_all(&bytes).await?;
+        stream.shutdown().await
+    };
+    // A scraper that does not take its response in time loses it (and its connection).
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, write).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_parsed_once_complete() {
+        assert_eq!(parse(b"GET /metrics HTTP/1.1\r\nAccept: x"), Ok(None));
+        let request = parse(b"GET /metrics?a=1 HTTP/1.1\r\nAccept: text/plain\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(request.path, "/metrics?a=1");
+        assert_eq!(request.accept.as_deref(), Some("text/plain"));
+        assert!(parse(b"GET /\x01 HTTP/1.1\r\n\r\n").is_err());
+    }
+}
