@@ -276,11 +276,7 @@ auth = "subprotocol"
     assert!(log_has(&bin, "connection finished").await);
     // The token's parameter is gone; the others keep their names (values are left out of the
     // access log by default, `log_query_values`).
-    assert!(
-        log_has(&bin, "since=&x=").await,
-        "{:?}",
-        bin.log_lines("")
-    );
+    assert!(log_has(&bin, "since=&x=").await, "{:?}", bin.log_lines(""));
     assert!(bin.log_lines(&token).is_empty(), "the token was logged");
 
     // A cookie; the JWKS key is chosen by kid.
