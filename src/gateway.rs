@@ -110,6 +110,7 @@ impl Gateway {
     /// single-threaded runtime each.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        crate::pool::spawn_health_checks(&self.config.routes, &stop_rx);
         let mut threads = Vec::new();
         for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);

@@ -15,6 +15,7 @@ mod error;
 pub mod gateway;
 pub mod head;
 pub mod pipeline;
+pub mod pool;
 pub mod refusal;
 pub mod request;
 pub mod route;

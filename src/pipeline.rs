@@ -31,7 +31,7 @@ use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
 use crate::stream::Stream;
-use crate::upstream::{self, UpstreamConnection};
+use crate::upstream::UpstreamConnection;
 use crate::Error;
 
 /// A connection past both handshakes: what the relay runs on.
@@ -51,6 +51,10 @@ pub struct Ready<S> {
     pub route: String,
     /// The client's request target, for logs.
     pub target: String,
+    /// The backend the upstream is, for logs.
+    pub backend: String,
+    /// The backend's claim in its pool (it counts as an open tunnel while this lives).
+    pub lease: Option<crate::pool::Lease>,
 }
 
 /// One gateway connection from accept to the end of its relay: TLS when the listener has it,
@@ -140,13 +144,24 @@ async fn connection(accepted: Accepted, started: Deadline) {
         return;
     };
     let mut stop = stop.clone();
+    // The pool may end the tunnel too: its maximum lifetime, or its backend marked down.
+    let ending = ready.lease.as_ref().map(crate::pool::Lease::ending);
     // One expression: the relay's builder and its running future never both take room in this
     // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
         .with_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
+            let stopping = async {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            match ending {
+                Some(ending) => tokio::select! {
+                    () = stopping => {}
+                    () = ending => {}
+                },
+                None => stopping.await,
+            }
         })
         .run()
         .await;
@@ -155,6 +170,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         peer,
         &ready.route,
         &ready.target,
+        &ready.backend,
         started.into_std(),
         &outcome,
     );
@@ -269,18 +285,26 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
-        let upstream = match upstream::connect(route, &request, self.limits).await {
-            Ok(upstream) => upstream,
+        let connected = match crate::pool::connect(route, &request, self.limits).await {
+            Ok(connected) => connected,
             Err(refusal) => {
                 return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
             }
         };
-        if let Err(e) = answer(&mut client, &request, &upstream).await {
+        let upstream = &connected.connection;
+        let cookie = connected.set_cookie.as_deref();
+        if let Err(e) = answer(&mut client, &request, upstream, cookie).await {
             tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
         }
         let mut options = route.relay.clone();
         options.allowed_rsv |= upstream.allowed_rsv;
+        let crate::pool::Connected {
+            connection: upstream,
+            lease,
+            backend,
+            ..
+        } = connected;
         Ok(Ready {
             client,
             upstream: upstream.stream,
@@ -290,6 +314,8 @@ impl<'a> Pipeline<'a> {
             upstream_preread: upstream.preread,
             route: route.name.clone(),
             target,
+            backend,
+            lease,
         })
     }
 
@@ -308,7 +334,7 @@ impl<'a> Pipeline<'a> {
             .find(|r| r.matches(Some(&authority.host), head.path()))
             .ok_or(("-", Refusal::NoRoute))?;
         let name = route.name.as_str();
-        if route.websocket_upstream().is_none() {
+        if !route.takes_websocket() {
             return Err((name, Refusal::RouteDisabled));
         }
         if !head.is_upgrade_attempt() {
@@ -330,14 +356,16 @@ async fn answer<S: AsyncWrite + Unpin>(
     client: &mut S,
     request: &ClientRequest,
     upstream: &UpstreamConnection,
+    set_cookie: Option<&str>,
 ) -> io::Result<()> {
     let mut response = Vec::new();
+    let cookie = set_cookie.map(|c| ("Set-Cookie", c));
     write_switching_protocols(
         &mut response,
         &request.websocket.accept(),
         upstream.protocol.as_deref(),
         upstream.extensions.as_deref(),
-        &[],
+        cookie.as_slice(),
     );
     client.write_all(&response).await
 }
@@ -367,7 +395,14 @@ async fn refuse<S: AsyncWrite + Unpin>(
 }
 
 /// The connection's log line: who, which route, how it ended, what passed each way.
-fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o: &RelayOutcome) {
+fn log_outcome(
+    peer: SocketAddr,
+    route: &str,
+    target: &str,
+    backend: &str,
+    started: Instant,
+    o: &RelayOutcome,
+) {
     let code = |c: &Option<CloseInfo>| c.as_ref().and_then(|c| c.code);
     let end = match &o.end {
         EndReason::Closed { initiator } => format!("closed by {initiator}"),
@@ -385,6 +420,7 @@ fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o:
         %peer,
         route,
         target,
+        backend,
         end,
         duration_ms = started.elapsed().as_millis() as u64,
         c2u_frames = o.client_to_upstream.frames,

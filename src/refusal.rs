@@ -76,7 +76,14 @@ pub enum Refusal {
         /// The response to relay, already encoded.
         response: Vec<u8>,
     },
+    /// The route's pool is at its breaker limits: every backend at its tunnel cap, or the
+    /// pool at its handshake cap (503 with `Retry-After`, at once rather than a wait).
+    #[error("pool {0} is at its connection limits")]
+    PoolSaturated(String),
 }
+
+/// Seconds a client refused by a saturated pool is told to wait (`Retry-After`).
+pub const POOL_RETRY_AFTER: &str = "1";
 
 impl Refusal {
     /// The HTTP status the client gets.
@@ -95,6 +102,7 @@ impl Refusal {
             | Refusal::UpstreamIo(_)
             | Refusal::UpstreamHandshake(_) => 502,
             Refusal::UpstreamRefused { status, .. } => *status,
+            Refusal::PoolSaturated(_) => 503,
         }
     }
 
@@ -146,6 +154,12 @@ impl Refusal {
                 "the upstream server could not complete the WebSocket handshake\n",
             ),
             Refusal::UpstreamRefused { response, .. } => out.extend_from_slice(response),
+            Refusal::PoolSaturated(_) => write_error_response(
+                out,
+                503,
+                &[("Retry-After", POOL_RETRY_AFTER)],
+                "the upstream servers are at their connection limits; retry shortly\n",
+            ),
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct Route {
     pub upgrade_timeout: Duration,
     /// How frames are relayed: limits, buffer, UTF-8 validation, close and idle timeouts.
     pub relay: RelayOptions,
+    /// The pool of backends WebSocket requests go to, when the route names one (`pool =`);
+    /// `None`: the route's one `upstream`.
+    pub pool: Option<std::sync::Arc<crate::pool::Pool>>,
 }
 
 impl Route {
@@ -108,12 +111,18 @@ impl Route {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             upgrade_timeout: defaults::UPGRADE_TIMEOUT,
             relay: defaults::relay_options(),
+            pool: None,
         }
     }
 
     /// The upstream WebSocket requests go to; `None` where WebSocket is off on this route.
     pub fn websocket_upstream(&self) -> Option<&Upstream> {
         self.upstream.as_ref().filter(|_| self.websocket)
+    }
+
+    /// True if WebSocket requests on this route have somewhere to go: a pool or an upstream.
+    pub fn takes_websocket(&self) -> bool {
+        self.websocket && (self.pool.is_some() || self.upstream.is_some())
     }
 
     /// True if this route takes a request for `path` with this `Host` header.

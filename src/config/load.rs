@@ -49,6 +49,7 @@ fn load_document(source: &str, origin: &Origin, base_dir: &Path) -> Result<Gatew
     let mut loader = Loader {
         report: Reporter::new(source, origin),
         base_dir,
+        pools: Vec::new(),
     };
     let config = parse_document::<Document>(&mut loader.report).map(|doc| loader.build(doc));
     let errors = loader.report.finish();
@@ -70,6 +71,8 @@ fn workers(setting: Option<usize>) -> usize {
 struct Loader<'a> {
     report: Reporter<'a>,
     base_dir: &'a Path,
+    /// The `[[pools]]` loaded, for routes to name.
+    pools: Vec<Arc<crate::pool::Pool>>,
 }
 
 impl Loader<'_> {
@@ -149,6 +152,7 @@ impl Loader<'_> {
             .iter()
             .filter_map(|l| self.listener(l))
             .collect();
+        self.pools = self.pools(&document.pools);
         let routes = document
             .routes
             .into_iter()
@@ -217,8 +221,10 @@ impl Loader<'_> {
         if let Some(rewrite) = &r.rewrite {
             self.check_rewrite(rewrite, &path);
         }
+        let pool = self.route_pool(r.pool.as_ref(), r.upstream.as_ref());
         let upstream = match &r.upstream {
             Some(uri) => self.upstream(uri, r.upstream_tls.as_ref()),
+            None if r.pool.is_some() => None,
             None if r.websocket => {
                 self.report.error(
                     Some(span),
@@ -277,6 +283,7 @@ impl Loader<'_> {
             connect_timeout,
             upgrade_timeout,
             relay,
+            pool,
         })
     }
 
@@ -503,5 +510,6 @@ fn template_references(template: &str) -> Vec<&str> {
 }
 
 mod listener;
+pub(super) mod pool;
 #[cfg(test)]
 mod tests;

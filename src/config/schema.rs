@@ -20,6 +20,8 @@ pub(super) struct Document {
     pub(super) listeners: Vec<Spanned<ListenerSection>>,
     #[serde(default)]
     pub(super) routes: Vec<Spanned<RouteSection>>,
+    #[serde(default)]
+    pub(super) pools: Vec<Spanned<super::load::pool::PoolSection>>,
 }
 
 /// `[server]`: process-wide settings.
@@ -105,6 +107,7 @@ with_tuning_keys! {
         allowed_origins: Vec<Spanned<String>>,
         extensions: Option<Vec<Spanned<String>>>,
         upstream_tls: Option<Spanned<UpstreamTlsSection>>,
+        pool: Option<Spanned<String>>,
     }
 }
 
