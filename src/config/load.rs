@@ -71,8 +71,8 @@ fn workers(setting: Option<usize>) -> usize {
 struct Loader<'a> {
     report: Reporter<'a>,
     base_dir: &'a Path,
-    /// The `[[pools]]` loaded, for routes to name.
-    pools: Vec<Arc<crate::pool::Pool>>,
+    /// The `[[pools]]` by name, for routes to name (`None`: the pool has errors).
+    pools: Vec<(String, Option<Arc<crate::pool::Pool>>)>,
 }
 
 impl Loader<'_> {

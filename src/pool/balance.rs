@@ -233,31 +233,48 @@ fn random_two(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
     }
 }
 
-/// Points on the ring for the heaviest backend; lighter ones get a proportional share.
-const POINTS_PER_BACKEND: u64 = 160;
+/// Points on the ring for the heaviest backend; lighter ones get a proportional share. More
+/// points spread keys more evenly (the share of a backend varies about 1/sqrt(points)).
+const POINTS_PER_BACKEND: u64 = 1024;
+/// The most points on one ring, so a large pool's ring stays small enough to search fast.
+const MAX_POINTS: u64 = 64 * 1024;
 
 /// A consistent-hash ring: points hashed from each backend's name (so a backend keeps its
 /// points whatever the others are), as many as its weight asks.
 #[derive(Debug, Clone)]
 pub struct Ring {
-    /// (point, backend index), sorted by point.
-    points: Vec<(u64, u32)>,
+    /// The points, sorted.
+    points: Vec<u64>,
+    /// The backend index of each point.
+    owners: Vec<u32>,
 }
 
 impl Ring {
     /// The ring of `backends`.
     pub fn new(backends: &[Backend]) -> Ring {
         let heaviest = backends.iter().map(|b| b.weight).max().unwrap_or(1).max(1);
-        let mut points = Vec::new();
+        let total: u64 = backends
+            .iter()
+            .map(|b| u64::from(b.weight))
+            .sum::<u64>()
+            .max(1);
+        // Points of the heaviest: as many as asked, fewer when the ring would grow too big.
+        let top = POINTS_PER_BACKEND
+            .min(MAX_POINTS * u64::from(heaviest) / total)
+            .max(1);
+        let mut pairs = Vec::new();
         for (i, b) in backends.iter().enumerate() {
-            let count = (POINTS_PER_BACKEND * u64::from(b.weight)).div_ceil(u64::from(heaviest));
+            let count = (top * u64::from(b.weight)).div_ceil(u64::from(heaviest));
             let base = hash_bytes(b.name.as_bytes());
             for k in 0..count.max(1) {
-                points.push((mix(base ^ mix(k + 1)), i as u32));
+                pairs.push((mix(base ^ mix(k + 1)), i as u32));
             }
         }
-        points.sort_unstable();
-        Ring { points }
+        pairs.sort_unstable();
+        Ring {
+            points: pairs.iter().map(|p| p.0).collect(),
+            owners: pairs.iter().map(|p| p.1).collect(),
+        }
     }
 
     /// The backend of `key`: the first admitted one clockwise from the key's point whose load
@@ -294,9 +311,9 @@ impl Ring {
     /// The first backend clockwise from `key` that `accept` takes; each point once at most.
     pub fn walk(&self, key: u64, mut accept: impl FnMut(usize) -> bool) -> Option<usize> {
         let n = self.points.len();
-        let start = self.points.partition_point(|&(p, _)| p < key);
+        let start = self.points.partition_point(|&p| p < key);
         (0..n)
-            .map(|k| self.points[(start + k) % n].1 as usize)
+            .map(|k| self.owners[(start + k) % n] as usize)
             .find(|&i| accept(i))
     }
 }

@@ -76,11 +76,14 @@ const HASH_BALANCE_FACTOR: f64 = 1.25;
 
 impl Loader<'_> {
     /// Every `[[pools]]` table; those with errors are left out (each error reported).
-    pub(super) fn pools(&mut self, sections: &[Spanned<PoolSection>]) -> Vec<Arc<Pool>> {
-        let mut pools: Vec<Arc<Pool>> = Vec::new();
+    pub(super) fn pools(
+        &mut self,
+        sections: &[Spanned<PoolSection>],
+    ) -> Vec<(String, Option<Arc<Pool>>)> {
+        let mut pools: Vec<(String, Option<Arc<Pool>>)> = Vec::new();
         for section in sections {
             let name = &section.get_ref().name;
-            if pools.iter().any(|p| p.name == *name.get_ref()) {
+            if pools.iter().any(|(n, _)| n == name.get_ref()) {
                 self.report.at(
                     name,
                     &format!("a second pool named {:?}", name.get_ref()),
@@ -88,9 +91,8 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            if let Some(pool) = self.pool(section) {
-                pools.push(Arc::new(pool));
-            }
+            let pool = self.pool(section).map(Arc::new);
+            pools.push((name.get_ref().clone(), pool));
         }
         pools
     }
@@ -436,13 +438,8 @@ impl Loader<'_> {
             );
             return None;
         }
-        let found = self
-            .pools
-            .iter()
-            .find(|p| p.name == *name.get_ref())
-            .cloned();
-        if found.is_none() {
-            let known: Vec<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
+        let Some((_, found)) = self.pools.iter().find(|(n, _)| n == name.get_ref()) else {
+            let known: Vec<&str> = self.pools.iter().map(|(n, _)| n.as_str()).collect();
             let hint = if known.is_empty() {
                 "define it: [[pools]] with name and backends".to_owned()
             } else {
@@ -450,7 +447,9 @@ impl Loader<'_> {
             };
             self.report
                 .at(name, &format!("unknown pool {:?}", name.get_ref()), &hint);
-        }
-        found
+            return None;
+        };
+        // A pool with errors was reported where it is written.
+        found.clone()
     }
 }
