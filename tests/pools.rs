@@ -283,7 +283,7 @@ async fn weights_3_2_1_over_3000_connections_land_within_5_percent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_connections_keeps_open_tunnels_within_one_under_churn() {
-    let servers = vec![
+    let servers = [
         Counting::start(ECHO).await,
         Counting::start(ECHO).await,
         Counting::start(ECHO).await,
