@@ -838,3 +838,16 @@ pool = "caht"
         );
     }
 }
+
+#[test]
+fn the_example_pool_loads_with_its_health_check() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsrelay.toml");
+    let config = wsrelay::config::load(std::path::Path::new(path)).expect("example loads");
+    let game = config.routes.iter().find(|r| r.name == "game").unwrap();
+    let pool = game.pool.as_ref().expect("the game route names a pool");
+    let weights: Vec<u32> = pool.backends.iter().map(|b| b.weight).collect();
+    assert_eq!(weights, [3, 2, 1]);
+    let check = pool.settings.health_check.as_ref().expect("a health check");
+    assert_eq!(check.fall, 3);
+    assert!(pool.settings.sticky.is_some());
+}
