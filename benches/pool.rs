@@ -16,7 +16,10 @@ fn pool(policy: Policy, settings: PoolSettings) -> Arc<Pool> {
     let backends = (0..BACKENDS)
         .map(|i| {
             let uri = format!("ws://10.0.{}.{}:9000/", i / 250, i % 250 + 1);
-            Backend::new(Upstream::new(uri.parse().unwrap()).unwrap(), 1 + u32::from(i % 3))
+            Backend::new(
+                Upstream::new(uri.parse().unwrap()).unwrap(),
+                1 + u32::from(i % 3),
+            )
         })
         .collect();
     Arc::new(Pool::new("bench", backends, policy, settings))
@@ -36,6 +39,18 @@ fn load(pool: &Arc<Pool>) -> Vec<Lease> {
 }
 
 fn selection(c: &mut Criterion) {
+    // The floor, in the same run: reading one counter of each of 100 backends.
+    let counters: Vec<std::sync::atomic::AtomicUsize> =
+        (0..100).map(std::sync::atomic::AtomicUsize::new).collect();
+    c.bench_function("pool/baseline/read_100_counters", |b| {
+        b.iter(|| {
+            black_box(&counters)
+                .iter()
+                .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                .sum::<usize>()
+        })
+    });
+
     let key = balance::hash_bytes(b"user-4711");
     let hash = Policy::Hash {
         key: HashKey::Header("X-User".into()),

@@ -145,7 +145,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
     };
     let mut stop = stop.clone();
     // The pool may end the tunnel too: its maximum lifetime, or its backend marked down.
-    let ending = ready.lease.as_ref().map(crate::pool::Lease::ending);
+    let ending = ready.lease.as_ref().and_then(crate::pool::Lease::ending);
     // One expression: the relay's builder and its running future never both take room in this
     // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)

@@ -137,7 +137,7 @@ pub(crate) fn choose(pool: &Pool, view: &View, key: Option<u64>, tried: &[usize]
 /// True if `b` (index `i`) may be chosen.
 #[inline]
 fn candidate(view: &View, b: &Backend, i: usize, tried: &[usize]) -> bool {
-    !tried.contains(&i) && view.admits(b)
+    view.admits(b) & (tried.is_empty() || !tried.contains(&i))
 }
 
 /// `a` carries less load for its weight than `b` would after one more connection each.
@@ -148,13 +148,18 @@ fn lighter(a: &Backend, b: &Backend) -> bool {
 }
 
 /// Weighted least connections; ties go to the first found from a rotating start.
+///
+/// Written without branches on the loads (the comparisons select with conditional moves):
+/// loads change all the time, so branches on them would be mispredicted about half the time.
 fn least_connections(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
     let n = pool.backends.len();
     if n == 0 {
         return None;
     }
     let start = pool.next.fetch_add(1, Ordering::Relaxed) % n;
-    let mut best: Option<usize> = None;
+    // The best so far: its index, its load + 1 and its weight, compared by cross-multiplying
+    // (no division). The start values lose to any candidate (weights are at most 1,000).
+    let (mut best, mut best_load, mut best_weight) = (usize::MAX, u64::MAX / 1024, 1u64);
     for k in 0..n {
         let i = if start + k >= n {
             start + k - n
@@ -162,14 +167,13 @@ fn least_connections(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize>
             start + k
         };
         let b = &pool.backends[i];
-        if !candidate(view, b, i, tried) {
-            continue;
-        }
-        if best.is_none_or(|j| lighter(b, &pool.backends[j])) {
-            best = Some(i);
-        }
+        let (load, weight) = (b.load() as u64 + 1, u64::from(b.weight));
+        let better = candidate(view, b, i, tried) & (load * best_weight < best_load * weight);
+        best = if better { i } else { best };
+        best_load = if better { load } else { best_load };
+        best_weight = if better { weight } else { best_weight };
     }
-    best
+    (best != usize::MAX).then_some(best)
 }
 
 /// Smooth weighted round robin: each candidate's current weight grows by its weight, the
@@ -177,22 +181,25 @@ fn least_connections(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize>
 fn round_robin(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
     let mut current = pool.current.lock().unwrap_or_else(|e| e.into_inner());
     let mut total = 0i64;
-    let mut best: Option<usize> = None;
+    let (mut best, mut best_current) = (usize::MAX, i64::MIN);
     for (i, b) in pool.backends.iter().enumerate() {
-        if !candidate(view, b, i, tried) {
-            continue;
-        }
-        let w = i64::from(b.weight);
+        // Without branches on the weights, as in least connections.
+        let w = if candidate(view, b, i, tried) {
+            i64::from(b.weight)
+        } else {
+            0
+        };
         current[i] += w;
         total += w;
-        if best.is_none_or(|j| current[i] > current[j]) {
-            best = Some(i);
-        }
+        let better = (w > 0) & (current[i] > best_current);
+        best = if better { i } else { best };
+        best_current = if better { current[i] } else { best_current };
     }
-    if let Some(j) = best {
-        current[j] -= total;
+    if best == usize::MAX {
+        return None;
     }
-    best
+    current[best] -= total;
+    Some(best)
 }
 
 /// Draws a backend at random by weight.
@@ -237,7 +244,7 @@ fn random_two(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
 /// points spread keys more evenly (the share of a backend varies about 1/sqrt(points)).
 const POINTS_PER_BACKEND: u64 = 1024;
 /// The most points on one ring, so a large pool's ring stays small enough to search fast.
-const MAX_POINTS: u64 = 64 * 1024;
+const MAX_POINTS: u64 = 16 * 1024;
 
 /// A consistent-hash ring: points hashed from each backend's name (so a backend keeps its
 /// points whatever the others are), as many as its weight asks.
@@ -288,16 +295,10 @@ impl Ring {
         tried: &[usize],
     ) -> Option<usize> {
         let bound = if factor > 0.0 {
-            let (mut total, mut count) = (0usize, 0usize);
-            for b in &pool.backends {
-                if view.admits(b) {
-                    total += b.load();
-                    count += 1;
-                }
-            }
-            if count == 0 {
-                return None;
-            }
+            // The average over the whole pool, from its one running total (backends that are
+            // out lower it a little: keys then spill a little sooner).
+            let total = pool.total_load.load(Ordering::Relaxed);
+            let count = pool.backends.len().max(1);
             ((factor * (total + 1) as f64) / count as f64).ceil() as usize
         } else {
             usize::MAX

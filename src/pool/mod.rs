@@ -180,6 +180,8 @@ pub struct Pool {
     pub settings: PoolSettings,
     /// Handshakes in progress over the pool.
     handshakes: AtomicUsize,
+    /// Open tunnels plus handshakes over the pool (the sum of the backends' loads).
+    total_load: AtomicUsize,
     /// Backends with an ejection time set (expired or not): 0 lets picks skip the clock.
     ejected: AtomicUsize,
     /// The smooth weighted round robin's current weights.
@@ -233,6 +235,7 @@ impl Pool {
             policy,
             settings,
             handshakes: AtomicUsize::new(0),
+            total_load: AtomicUsize::new(0),
             ejected: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             cumulative,
@@ -250,9 +253,9 @@ impl Pool {
     /// the tunnel cap.
     fn view(&self) -> View {
         let now = if self.ejected.load(Ordering::Relaxed) == 0 {
-            None
+            u64::MAX
         } else {
-            Some(self.now_ms())
+            self.now_ms()
         };
         View {
             now,
@@ -294,6 +297,7 @@ impl Pool {
     /// handshakes until the returned lease is established or dropped.
     pub fn lease(self: &Arc<Pool>, i: usize) -> Lease {
         self.backends[i].state.load.fetch_add(1, Ordering::Relaxed);
+        self.total_load.fetch_add(1, Ordering::Relaxed);
         self.handshakes.fetch_add(1, Ordering::Relaxed);
         Lease {
             pool: Arc::clone(self),
@@ -380,8 +384,9 @@ impl Pool {
 /// The health and cap a pick checks backends against.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View {
-    /// Milliseconds since the epoch; `None` when no backend has an ejection time.
-    now: Option<u64>,
+    /// Milliseconds since the epoch; `u64::MAX` when no backend has an ejection time (then
+    /// every ejection time is in the past without reading the clock).
+    now: u64,
     /// The tunnel cap per backend.
     cap: usize,
     /// Skip backends that are down or ejected.
@@ -392,20 +397,12 @@ impl View {
     /// True if backend `b` may take a connection in this pick.
     #[inline]
     pub(crate) fn admits(&self, b: &Backend) -> bool {
+        // Evaluated whole, without branches: the picks' loops select with conditional moves.
         let s = &b.state;
-        if s.load.load(Ordering::Relaxed) >= self.cap {
-            return false;
-        }
-        if !self.healthy_only {
-            return true;
-        }
-        if s.down.load(Ordering::Relaxed) {
-            return false;
-        }
-        match self.now {
-            None => true,
-            Some(now) => s.ejected_until.load(Ordering::Relaxed) <= now,
-        }
+        let under_cap = s.load.load(Ordering::Relaxed) < self.cap;
+        let up = !s.down.load(Ordering::Relaxed);
+        let not_ejected = s.ejected_until.load(Ordering::Relaxed) <= self.now;
+        under_cap & (!self.healthy_only | (up & not_ejected))
     }
 }
 
@@ -444,16 +441,19 @@ impl Lease {
 
     /// Completes when the tunnel should end on the pool's account: its maximum lifetime
     /// (with jitter) has passed, or (with `on_marked_down = "close"`) its backend was marked
-    /// down. Never completes when neither applies. Logs why.
-    pub fn ending(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// down. `None` when neither applies (the tunnel costs nothing more). Logs why.
+    pub fn ending(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
         let settings = &self.pool.settings;
         let lifetime = settings
             .max_tunnel_lifetime
             .map(|life| life + balance::jitter(settings.lifetime_jitter));
         let mut down = (settings.on_marked_down == OnMarkedDown::Close)
             .then(|| self.backend().state.down_events.subscribe());
+        if lifetime.is_none() && down.is_none() {
+            return None;
+        }
         let (pool, backend) = (self.pool.name.clone(), self.backend().name.clone());
-        async move {
+        Some(async move {
             let aged = async {
                 match lifetime {
                     Some(life) => tokio::time::sleep(life).await,
@@ -475,7 +475,7 @@ impl Lease {
                 () = aged => tracing::info!(pool, backend, "closing a tunnel at its maximum lifetime (1001)"),
                 () = marked_down => tracing::info!(pool, backend, "closing a tunnel whose backend was marked down (1001)"),
             }
-        }
+        })
     }
 }
 
@@ -485,6 +485,7 @@ impl Drop for Lease {
             .state
             .load
             .fetch_sub(1, Ordering::Relaxed);
+        self.pool.total_load.fetch_sub(1, Ordering::Relaxed);
         if !self.established {
             self.pool.handshakes.fetch_sub(1, Ordering::Relaxed);
         }

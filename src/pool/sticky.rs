@@ -105,7 +105,8 @@ impl Pool {
         let sticky = self.settings.sticky.as_ref()?;
         let value = super::balance::cookie(request, &sticky.cookie)?;
         let index = self.sticky_index(value)?;
-        (self.is_healthy(index) && self.view().admits(&self.backends[index])).then_some(index)
+        // Up, not ejected, under its cap: the clock is read only when something is ejected.
+        self.view().admits(&self.backends[index]).then_some(index)
     }
 
     /// The `Set-Cookie` value naming backend `index`, when the pool is sticky.
