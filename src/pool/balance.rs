@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::{Backend, Pool, View};
+use super::{Backend, Hot, Pool, View};
 use crate::request::ClientRequest;
 
 /// How a pool picks the backend of a new connection.
@@ -136,13 +136,13 @@ pub(crate) fn choose(pool: &Pool, view: &View, key: Option<u64>, tried: &[usize]
 
 /// True if `b` (index `i`) may be chosen.
 #[inline]
-fn candidate(view: &View, b: &Backend, i: usize, tried: &[usize]) -> bool {
+fn candidate(view: &View, b: &Hot, i: usize, tried: &[usize]) -> bool {
     view.admits(b) & (tried.is_empty() || !tried.contains(&i))
 }
 
 /// `a` carries less load for its weight than `b` would after one more connection each.
 #[inline]
-fn lighter(a: &Backend, b: &Backend) -> bool {
+fn lighter(a: &Hot, b: &Hot) -> bool {
     let (la, lb) = (a.load() as u64 + 1, b.load() as u64 + 1);
     la * u64::from(b.weight) < lb * u64::from(a.weight)
 }
@@ -166,7 +166,7 @@ fn least_connections(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize>
         } else {
             start + k
         };
-        let b = &pool.backends[i];
+        let b = &pool.hot[i];
         let (load, weight) = (b.load() as u64 + 1, u64::from(b.weight));
         let better = candidate(view, b, i, tried) & (load * best_weight < best_load * weight);
         best = if better { i } else { best };
@@ -182,7 +182,7 @@ fn round_robin(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
     let mut current = pool.current.lock().unwrap_or_else(|e| e.into_inner());
     let mut total = 0i64;
     let (mut best, mut best_current) = (usize::MAX, i64::MIN);
-    for (i, b) in pool.backends.iter().enumerate() {
+    for (i, b) in pool.hot.iter().enumerate() {
         // Without branches on the weights, as in least connections.
         let w = if candidate(view, b, i, tried) {
             i64::from(b.weight)
@@ -222,14 +222,14 @@ fn random_two(pool: &Pool, view: &View, tried: &[usize]) -> Option<usize> {
     for slot in &mut found {
         for _ in 0..DRAWS {
             let i = draw(pool);
-            if candidate(view, &pool.backends[i], i, tried) {
+            if candidate(view, &pool.hot[i], i, tried) {
                 *slot = Some(i);
                 break;
             }
         }
     }
     match found {
-        [Some(a), Some(b)] => Some(if lighter(&pool.backends[b], &pool.backends[a]) {
+        [Some(a), Some(b)] => Some(if lighter(&pool.hot[b], &pool.hot[a]) {
             b
         } else {
             a
@@ -304,7 +304,7 @@ impl Ring {
             usize::MAX
         };
         self.walk(key, |i| {
-            let b = &pool.backends[i];
+            let b = &pool.hot[i];
             candidate(view, b, i, tried) && b.load() < bound.max(1)
         })
     }

@@ -94,7 +94,7 @@ async fn check_loop(pool: Arc<Pool>, index: usize, mut stop: watch::Receiver<boo
             Ok(()) => {
                 successes += 1;
                 failures = 0;
-                if backend.is_down() && successes >= check.rise {
+                if pool.is_down(index) && successes >= check.rise {
                     pool.set_down(index, false);
                 }
             }
@@ -102,7 +102,7 @@ async fn check_loop(pool: Arc<Pool>, index: usize, mut stop: watch::Receiver<boo
                 failures += 1;
                 successes = 0;
                 tracing::debug!(pool = %pool.name, backend = %backend.name, error = %e, "health check failed");
-                if !backend.is_down() && failures >= check.fall {
+                if !pool.is_down(index) && failures >= check.fall {
                     pool.set_down(index, true);
                 }
             }

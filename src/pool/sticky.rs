@@ -106,7 +106,7 @@ impl Pool {
         let value = super::balance::cookie(request, &sticky.cookie)?;
         let index = self.sticky_index(value)?;
         // Up, not ejected, under its cap: the clock is read only when something is ejected.
-        self.view().admits(&self.backends[index]).then_some(index)
+        self.view().admits(&self.hot[index]).then_some(index)
     }
 
     /// The `Set-Cookie` value naming backend `index`, when the pool is sticky.
