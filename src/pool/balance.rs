@@ -1,6 +1,6 @@
 //! Choosing a backend: weighted least connections (the default), smooth weighted round robin,
 //! power of two random choices, and consistent hashing with bounded load. Each looks only at
-//! the backends a [`View`] admits and skips those already tried, and none allocates.
+//! the backends that are up, not ejected and under their cap, and skips those already tried, and none allocates.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
