@@ -1,6 +1,7 @@
 //! Choosing a backend: weighted least connections (the default), smooth weighted round robin,
 //! power of two random choices, and consistent hashing with bounded load. Each looks only at
-//! the backends that are up, not ejected and under their cap, and skips those already tried, and none allocates.
+//! the backends that are up, not ejected and under their cap, skips those already tried, and
+//! allocates nothing.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
