@@ -140,6 +140,7 @@ impl Gateway {
             Some((server, metrics)) => (Some(server.spawn()?), Some(metrics)),
             None => (None, None),
         };
+        crate::pool::spawn_health_checks(&self.config.routes, &stop_rx);
         let mut threads = Vec::new();
         for (n, listeners) in self.others.into_iter().enumerate() {
             let config = Arc::clone(&self.config);

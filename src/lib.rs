@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod head;
 pub mod metrics;
 pub mod pipeline;
+pub mod pool;
 pub mod refusal;
 pub mod request;
 pub mod route;

@@ -35,7 +35,7 @@ use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
 use crate::stream::Stream;
-use crate::upstream::{self, UpstreamConnection};
+use crate::upstream::UpstreamConnection;
 use crate::Error;
 
 /// A connection past both handshakes: what the relay runs on.
@@ -62,8 +62,10 @@ pub struct Ready<S> {
     pub protocol: Option<String>,
     /// The extensions the upstream accepted, for logs.
     pub extensions: Option<String>,
-    /// The backend the tunnel goes to ([`crate::metrics::backend_of`]), for logs.
+    /// The backend the upstream is, for logs.
     pub backend: String,
+    /// The backend's claim in its pool (it counts as an open tunnel while this lives).
+    pub lease: Option<crate::pool::Lease>,
 }
 
 /// One gateway connection from accept to the end of its relay: TLS when the listener has it,
@@ -189,13 +191,24 @@ async fn connection(accepted: Accepted, started: Deadline) {
         extensions: ready.extensions.as_deref(),
     };
     access_log::opened(&config.access_log, &logged);
+    // The pool may end the tunnel too: its maximum lifetime, or its backend marked down.
+    let ending = ready.lease.as_ref().and_then(crate::pool::Lease::ending);
     // One expression: the relay's builder and its running future never both take room in this
     // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
         .with_shutdown(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
+            let stopping = async {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            };
+            match ending {
+                Some(ending) => tokio::select! {
+                    () = stopping => {}
+                    () = ending => {}
+                },
+                None => stopping.await,
+            }
         })
         .close_at(ready.close_at, POLICY_VIOLATION, "token expired")
         .with_live_traffic(live)
@@ -210,7 +223,14 @@ async fn connection(accepted: Accepted, started: Deadline) {
         return;
     }
     let target = access_log::loggable_target(&ready.target, config.access_log.query_values);
-    log_outcome(peer, &ready.route, &target, started.into_std(), &outcome);
+    log_outcome(
+        peer,
+        &ready.route,
+        &target,
+        &ready.backend,
+        started.into_std(),
+        &outcome,
+    );
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
@@ -349,18 +369,20 @@ impl<'a> Pipeline<'a> {
             }
         };
         let connecting = Instant::now();
-        let upstream = match upstream::connect(route, &request, self.limits).await {
-            Ok(upstream) => {
+        let connected = match crate::pool::connect(route, &request, self.limits).await {
+            Ok(connected) => {
                 if let Some(metrics) = self.metrics {
                     metrics.upstream_connected(&route.name, connecting.elapsed());
                 }
-                upstream
+                connected
             }
             Err(refusal) => {
                 return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
             }
         };
-        if let Err(e) = answer(&mut client, &request, &upstream).await {
+        let upstream = &connected.connection;
+        let cookie = connected.set_cookie.as_deref();
+        if let Err(e) = answer(&mut client, &request, upstream, cookie).await {
             let target = &*access_log::loggable_target(&target, false);
             tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
@@ -370,6 +392,12 @@ impl<'a> Pipeline<'a> {
         }
         let mut options = route.relay.clone();
         options.allowed_rsv |= upstream.allowed_rsv;
+        let crate::pool::Connected {
+            connection: upstream,
+            lease,
+            backend,
+            ..
+        } = connected;
         Ok(Ready {
             client,
             upstream: upstream.stream,
@@ -382,7 +410,8 @@ impl<'a> Pipeline<'a> {
             close_at,
             protocol: upstream.protocol,
             extensions: upstream.extensions,
-            backend: crate::metrics::backend_of(route),
+            backend,
+            lease,
         })
     }
 
@@ -409,7 +438,7 @@ impl<'a> Pipeline<'a> {
             .find(|r| r.matches(Some(&authority.host), head.path()))
             .ok_or(("-", Refusal::NoRoute))?;
         let name = route.name.as_str();
-        if route.websocket_upstream().is_none() {
+        if !route.takes_websocket() {
             return Err((name, Refusal::RouteDisabled));
         }
         if !head.is_upgrade_attempt() {
@@ -431,14 +460,16 @@ async fn answer<S: AsyncWrite + Unpin>(
     client: &mut S,
     request: &ClientRequest,
     upstream: &UpstreamConnection,
+    set_cookie: Option<&str>,
 ) -> io::Result<()> {
     let mut response = Vec::new();
+    let cookie = set_cookie.map(|c| ("Set-Cookie", c));
     write_switching_protocols(
         &mut response,
         &request.websocket.accept(),
         upstream.protocol.as_deref(),
         upstream.extensions.as_deref(),
-        &[],
+        cookie.as_slice(),
     );
     client.write_all(&response).await
 }
@@ -471,13 +502,21 @@ async fn refuse<S: AsyncWrite + Unpin>(
 }
 
 /// The connection's log line: who, which route, how it ended, what passed each way.
-fn log_outcome(peer: SocketAddr, route: &str, target: &str, started: Instant, o: &RelayOutcome) {
+fn log_outcome(
+    peer: SocketAddr,
+    route: &str,
+    target: &str,
+    backend: &str,
+    started: Instant,
+    o: &RelayOutcome,
+) {
     let code = |c: &Option<CloseInfo>| c.as_ref().and_then(|c| c.code);
     let end = access_log::end_reason(&o.end);
     tracing::info!(
         %peer,
         route,
         target,
+        backend,
         end,
         duration_ms = started.elapsed().as_millis() as u64,
         c2u_frames = o.client_to_upstream.frames,

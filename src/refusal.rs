@@ -101,7 +101,14 @@ pub enum Refusal {
     /// client address's), with `Retry-After`.
     #[error("{}", .0.reason)]
     Admission(Rejection),
+    /// The route's pool is at its breaker limits: every backend at its tunnel cap, or the
+    /// pool at its handshake cap (503 with `Retry-After`, at once rather than a wait).
+    #[error("pool {0} is at its connection limits")]
+    PoolSaturated(String),
 }
+
+/// Seconds a client refused by a saturated pool is told to wait (`Retry-After`).
+pub const POOL_RETRY_AFTER: &str = "1";
 
 impl Refusal {
     /// The HTTP status the client gets.
@@ -122,6 +129,7 @@ impl Refusal {
             Refusal::UpstreamRefused { status, .. } => *status,
             Refusal::Admission(rejection) => rejection.status(),
             Refusal::TokenMissing { .. } | Refusal::TokenInvalid { .. } => 401,
+            Refusal::PoolSaturated(_) => 503,
         }
     }
 
@@ -186,6 +194,12 @@ impl Refusal {
                 401,
                 &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
                 "the token was not accepted\n",
+            ),
+            Refusal::PoolSaturated(_) => write_error_response(
+                out,
+                503,
+                &[("Retry-After", POOL_RETRY_AFTER)],
+                "the upstream servers are at their connection limits; retry shortly\n",
             ),
         }
     }

@@ -91,6 +91,9 @@ pub struct Route {
     pub relay: RelayOptions,
     /// The JWT provider whose token a request needs (`auth = "NAME"`); `None`: no auth.
     pub auth: Option<Arc<Provider>>,
+    /// The pool of backends WebSocket requests go to, when the route names one (`pool =`);
+    /// `None`: the route's one `upstream`.
+    pub pool: Option<std::sync::Arc<crate::pool::Pool>>,
 }
 
 impl Route {
@@ -113,12 +116,18 @@ impl Route {
             upgrade_timeout: defaults::UPGRADE_TIMEOUT,
             relay: defaults::relay_options(),
             auth: None,
+            pool: None,
         }
     }
 
     /// The upstream WebSocket requests go to; `None` where WebSocket is off on this route.
     pub fn websocket_upstream(&self) -> Option<&Upstream> {
         self.upstream.as_ref().filter(|_| self.websocket)
+    }
+
+    /// True if WebSocket requests on this route have somewhere to go: a pool or an upstream.
+    pub fn takes_websocket(&self) -> bool {
+        self.websocket && (self.pool.is_some() || self.upstream.is_some())
     }
 
     /// True if this route takes a request for `path` with this `Host` header.

@@ -78,6 +78,17 @@ pub async fn connect(
     limits: &Limits,
 ) -> Result<UpstreamConnection, Refusal> {
     let upstream = route.websocket_upstream().ok_or(Refusal::RouteDisabled)?;
+    connect_to(route, upstream, request, limits).await
+}
+
+/// [`connect`] to a given `upstream` (one backend of the route's pool) with the route's
+/// timeouts and request shaping.
+pub async fn connect_to(
+    route: &Route,
+    upstream: &Upstream,
+    request: &ClientRequest,
+    limits: &Limits,
+) -> Result<UpstreamConnection, Refusal> {
     let mut stream = open(route, upstream).await?;
     let upgrade = upgrade_request(route, &upstream.uri, request)?;
     let mut out = Vec::new();
@@ -136,9 +147,17 @@ pub async fn connect(
 
 /// Opens TCP, and TLS for `wss://`, within the route's connect timeout.
 async fn open(route: &Route, upstream: &Upstream) -> Result<Stream, Refusal> {
+    open_with(upstream, route.connect_timeout).await
+}
+
+/// Opens TCP, and TLS for `wss://`, within `connect_timeout` (also used by health checks).
+pub(crate) async fn open_with(
+    upstream: &Upstream,
+    connect_timeout: std::time::Duration,
+) -> Result<Stream, Refusal> {
     let uri = &upstream.uri;
-    let deadline = Deadline::now() + route.connect_timeout;
-    let timed_out = || Refusal::ConnectTimeout(uri.authority(), route.connect_timeout);
+    let deadline = Deadline::now() + connect_timeout;
+    let timed_out = || Refusal::ConnectTimeout(uri.authority(), connect_timeout);
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
     let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect((host, uri.port))).await {
         Ok(Ok(stream)) => stream,

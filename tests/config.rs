@@ -23,7 +23,10 @@ fn the_example_config_loads() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsrelay.toml");
     let config = wsrelay::config::load(std::path::Path::new(path)).expect("example loads");
     let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["chat", "admin", "internal", "feed", "default"]);
+    assert_eq!(
+        names,
+        ["chat", "admin", "internal", "feed", "game", "default"]
+    );
     let chat = &config.routes[0];
     assert!(chat.matches(Some("x"), "/ws/chat/room-1"));
     let up = &chat.upstream.as_ref().unwrap().uri;
@@ -535,7 +538,7 @@ fn check_prints_each_error_with_line_column_and_hint() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 listener(s), 5 route(s))"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 listener(s), 6 route(s))"));
 }
 
 #[tokio::test]

@@ -50,6 +50,7 @@ fn load_document(source: &str, origin: &Origin, base_dir: &Path) -> Result<Gatew
         report: Reporter::new(source, origin),
         base_dir,
         providers: Default::default(),
+        pools: Vec::new(),
     };
     let config = parse_document::<Document>(&mut loader.report).map(|doc| loader.build(doc));
     let errors = loader.report.finish();
@@ -73,6 +74,8 @@ struct Loader<'a> {
     base_dir: &'a Path,
     /// The JWT providers of `[auth.NAME]`, loaded before the routes that name them.
     providers: std::collections::BTreeMap<String, Arc<crate::auth::Provider>>,
+    /// The `[[pools]]` by name, for routes to name (`None`: the pool has errors).
+    pools: Vec<(String, Option<Arc<crate::pool::Pool>>)>,
 }
 
 impl Loader<'_> {
@@ -156,6 +159,7 @@ impl Loader<'_> {
             .filter_map(|l| self.listener(l))
             .collect();
         self.providers = self.auth_providers(&document.auth);
+        self.pools = self.pools(&document.pools);
         let routes = document
             .routes
             .into_iter()
@@ -228,8 +232,10 @@ impl Loader<'_> {
         if let Some(rewrite) = &r.rewrite {
             self.check_rewrite(rewrite, &path);
         }
+        let pool = self.route_pool(r.pool.as_ref(), r.upstream.as_ref());
         let upstream = match &r.upstream {
             Some(uri) => self.upstream(uri, r.upstream_tls.as_ref()),
+            None if r.pool.is_some() => None,
             None if r.websocket => {
                 self.report.error(
                     Some(span),
@@ -290,6 +296,7 @@ impl Loader<'_> {
             upgrade_timeout,
             relay,
             auth,
+            pool,
         })
     }
 
@@ -543,5 +550,6 @@ mod auth;
 mod limits;
 mod listener;
 mod observability;
+pub(super) mod pool;
 #[cfg(test)]
 mod tests;

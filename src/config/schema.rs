@@ -26,6 +26,8 @@ pub(super) struct Document {
     pub(super) auth: BTreeMap<String, Spanned<AuthSection>>,
     #[serde(default)]
     pub(super) admin: AdminSection,
+    #[serde(default)]
+    pub(super) pools: Vec<Spanned<super::load::pool::PoolSection>>,
 }
 
 /// `[admin]`: the admin listener (metrics and health endpoints); off without an address.
@@ -129,6 +131,7 @@ with_tuning_keys! {
         upstream_tls: Option<Spanned<UpstreamTlsSection>>,
         max_tunnels: Option<Spanned<u64>>,
         auth: Option<Spanned<String>>,
+        pool: Option<Spanned<String>>,
     }
 }
 

@@ -62,9 +62,13 @@ pub(crate) fn count_refusal(route: &str, status: u16) {
 /// The `route` label of what happened before a route was chosen (404, 400, 408...).
 pub const NO_ROUTE: &str = "-";
 
-/// The `backend` label of a route: where its tunnels go. Today a route has one upstream, named
-/// by its authority (`host:port`); with pools of backends this is the one function to change.
+/// The `backend` label of a route: where its tunnels go. A route with one upstream is named by
+/// its authority (`host:port`); a route with a pool by the pool (`pool:NAME`): the open-tunnel
+/// gauge is per route and pool, not per backend of the pool (the access log names the backend).
 pub fn backend_of(route: &Route) -> String {
+    if let Some(pool) = &route.pool {
+        return format!("pool:{}", pool.name);
+    }
     route
         .upstream
         .as_ref()
