@@ -80,7 +80,7 @@ pub struct Tunnel<'a> {
     pub listener: Option<SocketAddr>,
     /// The route's name.
     pub route: &'a str,
-    /// The backend the tunnel went to ([`crate::metrics::backend_of`]).
+    /// The backend the tunnel went to (one of [`crate::metrics::backends_of`]).
     pub backend: &'a str,
     /// The request target, as the client sent it (the log redacts it as configured).
     pub target: &'a str,

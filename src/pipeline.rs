@@ -178,7 +178,9 @@ async fn connection(accepted: Accepted, started: Deadline) {
         return;
     };
     let mut stop = stop.clone();
-    let tunnel = metrics.as_ref().map(|m| m.tunnel_opened(&ready.route));
+    let tunnel = metrics
+        .as_ref()
+        .map(|m| m.tunnel_opened(&ready.route, &ready.backend));
     let live = tunnel.as_ref().map(|t| t.live());
     let logged = access_log::Tunnel {
         client: peer,

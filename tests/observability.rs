@@ -599,3 +599,63 @@ async fn open_lines_and_query_values_when_asked_for() {
     assert_eq!(v["upstream_status"], 101);
     assert!(v.get("duration_ms").is_none(), "{v}");
 }
+
+/// A pool route's open tunnels are counted per backend of the pool, each backend a series of
+/// its own from the start (the configuration bounds them).
+#[tokio::test]
+async fn a_pool_routes_open_tunnels_are_counted_per_backend() {
+    let (a, mut a_peers) = raw_upstream().await;
+    let (b, mut b_peers) = raw_upstream().await;
+    let binary = Binary::with_config(
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[pools]]\nname = \"game\"\npolicy = \"round_robin\"\n\
+             backends = [{{ uri = \"ws://{a}\" }}, {{ uri = \"ws://{b}\" }}]\n\
+             [[routes]]\nname = \"game\"\npath_prefix = \"/\"\npool = \"game\"\n"
+        ),
+        1,
+    );
+    let admin = binary.admin.expect("an admin listener");
+    let per_backend = |text: &str| -> Vec<f64> {
+        let mut open: Vec<(String, f64)> = samples(text)
+            .into_iter()
+            .filter(|(n, l, _)| n == "wsrelay_open_tunnels" && l["route"] == "game")
+            .map(|(_, l, v)| (l["backend"].clone(), v))
+            .collect();
+        open.sort_by(|x, y| x.0.cmp(&y.0));
+        open.into_iter().map(|(_, v)| v).collect()
+    };
+    let before = http(admin, "GET", "/metrics", None).await.body;
+    assert_eq!(per_backend(&before), [0.0, 0.0], "one series per backend");
+    let url = format!("ws://{}/", binary.addr());
+    let mut clients = Vec::new();
+    let mut upstreams = Vec::new();
+    for _ in 0..4 {
+        clients.push(RawPeer::connect(&url, &[], b"").await.ok().expect("101"));
+    }
+    for _ in 0..2 {
+        upstreams.push(a_peers.recv().await.unwrap());
+        upstreams.push(b_peers.recv().await.unwrap());
+    }
+    let open = scrape_until(admin, |t| per_backend(t) == [2.0, 2.0]).await;
+    assert_eq!(per_backend(&open), [2.0, 2.0], "{open}");
+    let with_names = samples(&open);
+    let names: Vec<&String> = with_names
+        .iter()
+        .filter(|(n, l, _)| n == "wsrelay_open_tunnels" && l["route"] == "game")
+        .map(|(_, l, _)| &l["backend"])
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains(&a.to_string())),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains(&b.to_string())),
+        "{names:?}"
+    );
+    drop(clients);
+    drop(upstreams);
+    let closed = scrape_until(admin, |t| per_backend(t) == [0.0, 0.0]).await;
+    assert_eq!(per_backend(&closed), [0.0, 0.0], "{closed}");
+}

@@ -62,17 +62,17 @@ pub(crate) fn count_refusal(route: &str, status: u16) {
 /// The `route` label of what happened before a route was chosen (404, 400, 408...).
 pub const NO_ROUTE: &str = "-";
 
-/// The `backend` label of a route: where its tunnels go. A route with one upstream is named by
-/// its authority (`host:port`); a route with a pool by the pool (`pool:NAME`): the open-tunnel
-/// gauge is per route and pool, not per backend of the pool (the access log names the backend).
-pub fn backend_of(route: &Route) -> String {
+/// The `backend` labels of a route: where its tunnels can go, as the pipeline names the backend
+/// of each tunnel. A route with one upstream has its authority (`host:port`); a route with a
+/// pool has each of the pool's backends (`host:port/path`), so the configuration bounds them.
+pub fn backends_of(route: &Route) -> Vec<String> {
     if let Some(pool) = &route.pool {
-        return format!("pool:{}", pool.name);
+        return pool.backends.iter().map(|b| b.name.clone()).collect();
     }
-    route
+    vec![route
         .upstream
         .as_ref()
-        .map_or_else(|| NO_ROUTE.to_owned(), |u| u.uri.authority())
+        .map_or_else(|| NO_ROUTE.to_owned(), |u| u.uri.authority())]
 }
 
 /// A label set of `N` pairs.
@@ -136,9 +136,9 @@ impl Metrics {
     pub fn new(config: &GatewayConfig, listeners: &[SocketAddr]) -> Metrics {
         let mut registry = Registry::default();
         let mut route_names: Vec<String> = config.routes.iter().map(|r| r.name.clone()).collect();
-        let mut backends: Vec<String> = config.routes.iter().map(backend_of).collect();
+        let mut backends: Vec<Vec<String>> = config.routes.iter().map(backends_of).collect();
         route_names.push(NO_ROUTE.to_owned());
-        backends.push(NO_ROUTE.to_owned());
+        backends.push(vec![NO_ROUTE.to_owned()]);
         let mut route_index = HashMap::new();
         for (i, name) in route_names.iter().enumerate() {
             route_index.entry(name.clone()).or_insert(i);
@@ -254,12 +254,12 @@ impl Metrics {
         self.connect_seconds[self.route(route)].observe(took.as_secs_f64());
     }
 
-    /// A tunnel of `route` opened: counted open, its live traffic summed at each scrape, until
-    /// [`TunnelGuard::finish`] (or the guard's drop, if its task was cut off).
-    pub fn tunnel_opened(self: &Arc<Self>, route: &str) -> TunnelGuard {
+    /// A tunnel of `route` to `backend` opened: counted open, its live traffic summed at each
+    /// scrape, until [`TunnelGuard::finish`] (or the guard's drop, if its task was cut off).
+    pub fn tunnel_opened(self: &Arc<Self>, route: &str, backend: &str) -> TunnelGuard {
         let slot = self.route(route);
         let live = Arc::new(LiveTraffic::default());
-        self.tunnels.open(slot, &live);
+        self.tunnels.open(slot, backend, &live);
         TunnelGuard {
             metrics: Arc::clone(self),
             route: slot,

@@ -57,6 +57,9 @@ struct Totals {
     closes: [[u64; CODE_SLOTS]; 3],
     /// Open tunnels (used in snapshots only).
     open: u64,
+    /// Open tunnels per backend of the route, in the order of its backend labels (snapshots
+    /// only).
+    open_by_backend: Vec<u64>,
 }
 
 impl Totals {
@@ -86,7 +89,8 @@ impl Totals {
 /// tunnels added up to, per route.
 #[derive(Debug)]
 struct Shard {
-    open: HashMap<usize, (usize, Arc<LiveTraffic>)>,
+    /// Route slot, backend index within the route, live counters.
+    open: HashMap<usize, (usize, usize, Arc<LiveTraffic>)>,
     finished: Vec<Totals>,
 }
 
@@ -94,13 +98,15 @@ struct Shard {
 #[derive(Debug)]
 pub(super) struct Tunnels {
     routes: Vec<String>,
-    backends: Vec<String>,
+    /// Per route slot, the `backend` labels its tunnels can have: its upstream, or its pool's
+    /// backends (bounded by the configuration).
+    backends: Vec<Vec<String>>,
     shards: Vec<Mutex<Shard>>,
 }
 
 impl Tunnels {
     /// A registry for tunnels of these routes (names and backends, in slot order).
-    pub(super) fn new(routes: Vec<String>, backends: Vec<String>) -> Tunnels {
+    pub(super) fn new(routes: Vec<String>, backends: Vec<Vec<String>>) -> Tunnels {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
@@ -125,10 +131,14 @@ impl Tunnels {
         (key, shard.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Registers an open tunnel of route slot `route`.
-    pub(super) fn open(&self, route: usize, live: &Arc<LiveTraffic>) {
+    /// Registers an open tunnel of route slot `route` to the backend labelled `backend` (the
+    /// route's first backend label if it has no such one).
+    pub(super) fn open(&self, route: usize, backend: &str, live: &Arc<LiveTraffic>) {
+        let index = (self.backends.get(route))
+            .and_then(|names| names.iter().position(|n| n == backend))
+            .unwrap_or(0);
         let (key, mut shard) = self.shard_of(live);
-        shard.open.insert(key, (route, Arc::clone(live)));
+        shard.open.insert(key, (route, index, Arc::clone(live)));
     }
 
     /// Removes a tunnel and adds its final counts to its route's totals: the outcome's, or
@@ -171,10 +181,14 @@ impl Tunnels {
             for (sum, finished) in sums.iter_mut().zip(&shard.finished) {
                 sum.add(finished);
             }
-            for (route, live) in shard.open.values() {
+            for (route, backend, live) in shard.open.values() {
                 if let Some(sum) = sums.get_mut(*route) {
                     sum.add_traffic(&live.from(Side::Client), &live.from(Side::Upstream));
                     sum.open += 1;
+                    if sum.open_by_backend.len() <= *backend {
+                        sum.open_by_backend.resize(*backend + 1, 0);
+                    }
+                    sum.open_by_backend[*backend] += 1;
                 }
             }
         }
@@ -199,8 +213,11 @@ impl Collector for Tunnels {
                 MetricType::Gauge,
             )?;
             for (i, sum) in sums.iter().enumerate() {
-                let labels = [("route", &self.routes[i]), ("backend", &self.backends[i])];
-                ConstGauge::new(sum.open as i64).encode(family.encode_family(&labels)?)?;
+                for (b, backend) in self.backends[i].iter().enumerate() {
+                    let labels = [("route", &self.routes[i]), ("backend", backend)];
+                    let open = sum.open_by_backend.get(b).copied().unwrap_or(0);
+                    ConstGauge::new(open as i64).encode(family.encode_family(&labels)?)?;
+                }
             }
         }
         let traffic: [TrafficFamily; 4] = [
@@ -287,10 +304,14 @@ mod tests {
 
     #[test]
     fn a_tunnel_counts_open_until_closed_then_in_its_routes_totals() {
-        let tunnels = Tunnels::new(vec!["a".into(), "-".into()], vec!["b:1".into(), "-".into()]);
+        let tunnels = Tunnels::new(
+            vec!["a".into(), "-".into()],
+            vec![vec!["b:1".into(), "c:2".into()], vec!["-".into()]],
+        );
         let live = Arc::new(LiveTraffic::default());
-        tunnels.open(0, &live);
+        tunnels.open(0, "c:2", &live);
         assert_eq!(tunnels.snapshot()[0].open, 1);
+        assert_eq!(tunnels.snapshot()[0].open_by_backend, [0, 1]);
         let traffic = Traffic {
             frames: 3,
             messages: 2,
