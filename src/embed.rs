@@ -38,6 +38,7 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+use wsrelay_codec::close::code;
 use wsrelay_handshake::Limits;
 use wsrelay_relay::{FrameHook, Relay, RelayOutcome};
 
@@ -80,11 +81,7 @@ where
     Ok(Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
-        .close_at(
-            ready.close_at,
-            crate::auth::POLICY_VIOLATION,
-            "token expired",
-        )
+        .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
         .with_hook(hook)
         .run()
         .await)

@@ -21,12 +21,12 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant as Deadline;
 use tokio_rustls::TlsAcceptor;
+use wsrelay_codec::close::code;
 use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
 use wsrelay_relay::{CloseInfo, Relay, RelayOptions, RelayOutcome};
 
 use crate::access_log::{self, LogFormat};
 use crate::admission::{Admission, Permit};
-use crate::auth::POLICY_VIOLATION;
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
@@ -212,7 +212,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
                 None => stopping.await,
             }
         })
-        .close_at(ready.close_at, POLICY_VIOLATION, "token expired")
+        .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
         .with_live_traffic(live)
         .run()
         .await;
@@ -352,13 +352,13 @@ impl<'a> Pipeline<'a> {
             }
         };
         let target = head.target.clone();
-        let (route, request) = match self.route(head, &authority, peer) {
+        let (index, route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,
             Err((route, refusal)) => {
                 return Err(refuse(&mut client, addr, route, &target, refusal).await)
             }
         };
-        if let Some(Err(rejection)) = self.admission.map(|p| p.enter_route(self.index_of(route))) {
+        if let Some(Err(rejection)) = self.admission.map(|p| p.enter_route(index)) {
             let refusal = Refusal::Admission(rejection);
             return Err(refuse(&mut client, addr, &route.name, &target, refusal).await);
         }
@@ -417,27 +417,21 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// The position of `route` in `routes` (it is one of them).
-    fn index_of(&self, route: &Route) -> usize {
-        self.routes
-            .iter()
-            .position(|r| std::ptr::eq(r, route))
-            .unwrap_or(usize::MAX)
-    }
-
     /// Picks the route (the first that matches) and checks the request against it: 404 without
     /// a route, 403 where WebSocket is off, 426 for plain HTTP, the handshake's own errors, then
-    /// 403 for an Origin the route does not allow. On refusal, also the route's name for the log.
+    /// 403 for an Origin the route does not allow. The route comes with its position in
+    /// `routes` (its admission slot); on refusal, its name for the log.
     fn route(
         &self,
         head: RequestHead,
         authority: &Authority,
         peer: Peer,
-    ) -> Result<(&'a Route, ClientRequest), (&'a str, Refusal)> {
-        let route = self
+    ) -> Result<(usize, &'a Route, ClientRequest), (&'a str, Refusal)> {
+        let (index, route) = self
             .routes
             .iter()
-            .find(|r| r.matches(Some(&authority.host), head.path()))
+            .enumerate()
+            .find(|(_, r)| r.matches(Some(&authority.host), head.path()))
             .ok_or(("-", Refusal::NoRoute))?;
         let name = route.name.as_str();
         if !route.takes_websocket() {
@@ -452,7 +446,7 @@ impl<'a> Pipeline<'a> {
             let origin = String::from_utf8_lossy(origin.unwrap_or_default()).into_owned();
             return Err((name, Refusal::OriginNotAllowed(origin)));
         }
-        Ok((route, request))
+        Ok((index, route, request))
     }
 }
 

@@ -93,8 +93,9 @@ pub fn admit(
         .flatten())
 }
 
-/// The close code of a tunnel whose token expired (RFC 6455 §7.4.1: a policy violation).
-pub const POLICY_VIOLATION: u16 = 1008;
+/// The close reason of a tunnel whose token expired; its code is a policy violation (1008,
+/// RFC 6455 §7.4.1).
+pub const EXPIRED: &str = "token expired";
 
 /// When a token with these claims stops being valid: its `exp` plus `leeway`, as an instant of
 /// the runtime's clock. `None` without a numeric `exp`.
