@@ -177,13 +177,41 @@ pub fn opened(config: &AccessLogConfig, t: &Tunnel<'_>) {
     }
 }
 
+/// The tunnel ended: its line, in the configured form.
+pub fn finished(config: &AccessLogConfig, t: &Tunnel<'_>, duration: Duration, o: &RelayOutcome) {
+    match config.format {
+        LogFormat::Json => finished_json(config, t, duration, o),
+        LogFormat::Text => finished_text(config, t, duration, o),
+    }
+}
+
+/// The text line of a finished tunnel: who, which route and backend, how it ended, what passed
+/// each way.
+fn finished_text(config: &AccessLogConfig, t: &Tunnel<'_>, duration: Duration, o: &RelayOutcome) {
+    let code = |c: &Option<CloseInfo>| c.as_ref().and_then(|c| c.code);
+    tracing::info!(
+        peer = %t.client,
+        route = t.route,
+        target = %loggable_target(t.target, config.query_values),
+        backend = t.backend,
+        end = end_reason(&o.end),
+        duration_ms = duration.as_millis() as u64,
+        c2u_frames = o.client_to_upstream.frames,
+        c2u_bytes = o.client_to_upstream.bytes,
+        c2u_remasked = o.client_to_upstream.remasked,
+        u2c_frames = o.upstream_to_client.frames,
+        u2c_bytes = o.upstream_to_client.bytes,
+        client_close = ?code(&o.client_close),
+        upstream_close = ?code(&o.upstream_close),
+        sent_to_client = ?code(&o.sent_to_client),
+        sent_to_upstream = ?code(&o.sent_to_upstream),
+        close_timed_out = o.close_timed_out,
+        "connection finished"
+    );
+}
+
 /// The JSON line of a finished tunnel.
-pub fn finished_json(
-    config: &AccessLogConfig,
-    t: &Tunnel<'_>,
-    duration: Duration,
-    o: &RelayOutcome,
-) {
+fn finished_json(config: &AccessLogConfig, t: &Tunnel<'_>, duration: Duration, o: &RelayOutcome) {
     let traffic = |t: &Traffic| {
         json!({
             "frames": t.frames,

@@ -23,9 +23,9 @@ use tokio::time::Instant as Deadline;
 use tokio_rustls::TlsAcceptor;
 use wsrelay_codec::close::code;
 use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
-use wsrelay_relay::{CloseInfo, Relay, RelayOptions, RelayOutcome};
+use wsrelay_relay::{Relay, RelayOptions};
 
-use crate::access_log::{self, LogFormat};
+use crate::access_log;
 use crate::admission::{Admission, Permit};
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
@@ -220,19 +220,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         tunnel.finish(&outcome);
     }
     // Timed from the accept, as the log line has always been.
-    if config.access_log.format == LogFormat::Json {
-        access_log::finished_json(&config.access_log, &logged, started.elapsed(), &outcome);
-        return;
-    }
-    let target = access_log::loggable_target(&ready.target, config.access_log.query_values);
-    log_outcome(
-        peer,
-        &ready.route,
-        &target,
-        &ready.backend,
-        started.into_std(),
-        &outcome,
-    );
+    access_log::finished(&config.access_log, &logged, started.elapsed(), &outcome);
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
@@ -495,38 +483,6 @@ async fn refuse<S: AsyncWrite + Unpin>(
     let _ = client.write_all(&out).await;
     let _ = client.shutdown().await;
     Error::Refused(refusal)
-}
-
-/// The connection's log line: who, which route, how it ended, what passed each way.
-fn log_outcome(
-    peer: SocketAddr,
-    route: &str,
-    target: &str,
-    backend: &str,
-    started: Instant,
-    o: &RelayOutcome,
-) {
-    let code = |c: &Option<CloseInfo>| c.as_ref().and_then(|c| c.code);
-    let end = access_log::end_reason(&o.end);
-    tracing::info!(
-        %peer,
-        route,
-        target,
-        backend,
-        end,
-        duration_ms = started.elapsed().as_millis() as u64,
-        c2u_frames = o.client_to_upstream.frames,
-        c2u_bytes = o.client_to_upstream.bytes,
-        c2u_remasked = o.client_to_upstream.remasked,
-        u2c_frames = o.upstream_to_client.frames,
-        u2c_bytes = o.upstream_to_client.bytes,
-        client_close = ?code(&o.client_close),
-        upstream_close = ?code(&o.upstream_close),
-        sent_to_client = ?code(&o.sent_to_client),
-        sent_to_upstream = ?code(&o.sent_to_upstream),
-        close_timed_out = o.close_timed_out,
-        "connection finished"
-    );
 }
 
 #[cfg(test)]
