@@ -5,6 +5,8 @@ use wsrelay_codec::{
     Utf8Validator, MAX_CONTROL_PAYLOAD, RSV1,
 };
 
+pub use crate::remask::Remask;
+use crate::remask::{rekey, Keys, Rekey, Wire};
 use crate::Violation;
 
 /// Longest control frame on the wire: a 6-byte masked header and 125 payload bytes.
@@ -27,28 +29,6 @@ pub struct ForwarderConfig {
     /// client's (see [`Remask`]). Only [`Forwarder::process_mut`] re-masks: it alone may change
     /// the bytes it checks.
     pub remask: Remask,
-}
-
-/// When the relay replaces a client's masking key with one of its own (RFC 6455 §5.3, §10.3).
-///
-/// Towards the upstream the relay is the client, and a client's masking key "MUST be derived
-/// from a strong source of entropy": masking keeps bytes a script chose off the wire, where a
-/// confused intermediary could take them for HTTP. A browser's keys are random and can pass as
-/// they are; a client that sends the key `00 00 00 00`, or one key twice in a row, is
-/// predictable, and forwarding its frames unchanged would put its plaintext on the upstream
-/// connection. Re-masking costs one XOR pass over the payload with `old_key ^ new_key`, in
-/// place, as the payload streams through; the new key comes from
-/// [`wsrelay_codec::random::masking_key`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Remask {
-    /// Re-mask from the first frame whose key is predictable (zero, or the same as that
-    /// client's previous frame) to the end of the connection; random keys pass unchanged.
-    #[default]
-    Auto,
-    /// Re-mask every client frame.
-    Always,
-    /// Forward every key as the client chose it (for clients the operator trusts).
-    Never,
 }
 
 impl ForwarderConfig {
@@ -126,7 +106,7 @@ pub enum Event {
 }
 
 /// The result of feeding bytes to a [`Forwarder`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Step {
     /// Bytes at the front of the input that are checked and may be forwarded unchanged.
     pub forward: usize,
@@ -233,43 +213,6 @@ pub struct Forwarder {
     rekey: Rekey,
 }
 
-/// What re-masking remembers from frame to frame. Copied into the step loop and back, so the
-/// loop keeps it in registers.
-#[derive(Debug, Clone, Copy)]
-struct Keys {
-    /// The client's key on its previous frame, for [`Remask::Auto`] (0 before the first: a
-    /// zero key is predictable anyway).
-    last: u32,
-    /// Every frame from now on is re-masked: [`Remask::Always`], or [`Remask::Auto`] once a
-    /// predictable key was seen.
-    all: bool,
-}
-
-/// Re-masking state the loop touches only on a re-masked frame (kept out of its registers).
-#[derive(Debug, Clone, Copy, Default)]
-struct Rekey {
-    /// The data frame under way was re-masked: its old key XOR its new one, applied to its
-    /// payload as it passes.
-    delta: [u8; 4],
-    /// The loop stopped before a frame that needs a new key: the frame's own key.
-    want: Option<[u8; 4]>,
-    /// The key drawn for that frame, taken by the loop when it resumes.
-    spare: Option<[u8; 4]>,
-}
-
-impl Keys {
-    /// Decides whether the client's frame with masking key `key` leaves with a new key: one
-    /// comparison with the previous key per frame, no branch on the mode.
-    #[inline(always)]
-    fn remask(&mut self, key: [u8; 4]) -> bool {
-        let key = u32::from_ne_bytes(key);
-        // `all` is set from the start under `Always`; under `Never` nothing calls this.
-        self.all |= key == 0 || key == self.last;
-        self.last = key;
-        self.all
-    }
-}
-
 impl Forwarder {
     /// A forwarder at the start of a stream.
     pub fn new(config: ForwarderConfig) -> Forwarder {
@@ -279,10 +222,7 @@ impl Forwarder {
             message: Message::None,
             utf8: Utf8Validator::new(),
             pong_token: None,
-            keys: Keys {
-                last: 0,
-                all: config.remask == Remask::Always,
-            },
+            keys: Keys::new(config.remask),
             rekey: Rekey::default(),
         }
     }
@@ -375,19 +315,6 @@ impl Forwarder {
         self.config.remask != Remask::Never && self.config.role == Role::Server
     }
 
-    /// Writes `new` over the masking key of the frame whose header is `wire[at..at + len]` (its
-    /// last four bytes) and records it in `header`; returns `old ^ new`, the pass that turns the
-    /// payload from one key to the other.
-    #[inline(always)]
-    fn rekey(wire: &mut [u8], at: usize, header: &mut FrameHeader, new: [u8; 4]) -> [u8; 4] {
-        let old = header.mask.unwrap_or_default();
-        if let Some(key) = wire.get_mut(at.saturating_sub(4)..at) {
-            key.copy_from_slice(&new);
-        }
-        header.mask = Some(new);
-        xor(old, new)
-    }
-
     /// The stream reader. `ONE` is false for [`process`](Forwarder::process), which compiles to
     /// the plain pass-through loop: every `if ONE` below vanishes from it. `PONGS` is true when
     /// pongs answering the relay's own pings are to be absorbed.
@@ -402,21 +329,11 @@ impl Forwarder {
         whole_limit: usize,
         piece: &mut Piece,
     ) -> Step {
-        let mut step = Step {
-            forward: 0,
-            consumed: 0,
-            mid_frame: false,
-            frames: 0,
-            remasked: 0,
-            messages: 0,
-            header_bytes: 0,
-            event: None,
-        };
+        let mut step = Step::default();
+        let mut keys = self.keys;
         if !W::WRITABLE {
-            let mut keys = self.keys;
             return self.steps::<ONE, PONGS, W>(&mut wire, 0, step, whole_limit, piece, &mut keys);
         }
-        let mut keys = self.keys;
         // Each round takes at least one more frame: bounded by the frames in the input.
         loop {
             step = self.steps::<ONE, PONGS, W>(
@@ -490,7 +407,7 @@ impl Forwarder {
                                     self.rekey.want = Some(key);
                                     break;
                                 };
-                                let delta = Self::rekey(bytes, pos + header_len, &mut header, new);
+                                let delta = rekey(bytes, pos + header_len, &mut header, new);
                                 apply_mask(&mut bytes[pos + header_len..pos + frame_len], delta, 0);
                                 remasked = true;
                             }
@@ -557,8 +474,7 @@ impl Forwarder {
                                 self.rekey.want = Some(key);
                                 break;
                             };
-                            self.rekey.delta =
-                                Self::rekey(bytes, pos + header_len, &mut header, new);
+                            self.rekey.delta = rekey(bytes, pos + header_len, &mut header, new);
                             remasked = 1;
                         }
                     }
@@ -776,48 +692,6 @@ impl Forwarder {
         step.consumed = consumed.max(step.forward);
         step.event = Some(Event::Violation(v));
         step
-    }
-}
-
-/// The pass that turns bytes masked with `a` into bytes masked with `b`.
-fn xor(a: [u8; 4], b: [u8; 4]) -> [u8; 4] {
-    (u32::from_ne_bytes(a) ^ u32::from_ne_bytes(b)).to_ne_bytes()
-}
-
-/// The bytes a step reads: only read by [`Forwarder::process`], writable (for re-masking) by
-/// [`Forwarder::process_mut`]. Generic, so the read-only loop has no re-masking code in it.
-trait Wire {
-    /// True for the writable kind.
-    const WRITABLE: bool;
-    fn bytes(&self) -> &[u8];
-    fn bytes_mut(&mut self) -> Option<&mut [u8]>;
-}
-
-impl Wire for &[u8] {
-    const WRITABLE: bool = false;
-
-    #[inline(always)]
-    fn bytes(&self) -> &[u8] {
-        self
-    }
-
-    #[inline(always)]
-    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
-        None
-    }
-}
-
-impl Wire for &mut [u8] {
-    const WRITABLE: bool = true;
-
-    #[inline(always)]
-    fn bytes(&self) -> &[u8] {
-        self
-    }
-
-    #[inline(always)]
-    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
-        Some(self)
     }
 }
 

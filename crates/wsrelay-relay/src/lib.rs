@@ -128,13 +128,15 @@ mod pool;
 mod pump;
 pub mod rate;
 mod relay;
+mod remask;
 mod side;
 
 pub use error::Violation;
-pub use forwarder::{Forwarder, ForwarderConfig, Remask};
+pub use forwarder::{Forwarder, ForwarderConfig};
 pub use hook::{Chunk, Frame, FrameHook, NoHook, Verdict};
 pub use live::LiveTraffic;
 pub use options::RelayOptions;
 pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
 pub use rate::{Budget, RateAction, RateLimit};
 pub use relay::{relay, Relay};
+pub use remask::Remask;
