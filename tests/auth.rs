@@ -574,21 +574,9 @@ auth = "lenient"
 
 fn check(toml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let path = write_temp("wsrelay.toml", toml);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wsrelay"));
-    command.args(["check", "--config"]).arg(&path);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let out = command.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.code(),
-        text.replace(path.to_str().unwrap(), "FILE"),
-    )
+    let checked = check_config(&path, env);
+    let text = format!("{}{}", checked.stdout, checked.stderr);
+    (checked.code, text.replace(path.to_str().unwrap(), "FILE"))
 }
 
 const LISTENER_AND_ROUTE: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:9\"\nauth = \"main\"\n";

@@ -488,13 +488,9 @@ fn check_prints_each_error_with_line_column_and_hint() {
         "bad.toml",
         "[[listeners]]\naddress = \"localhost\"\n\n[[routes]]\npath_regex = \"^/ws/(\"\nupstream = \"ws://127.0.0.1:9\"\nconnect_timeout = \"5 s\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let checked = check_config(&bad, &[]);
+    let stderr = checked.stderr;
+    assert_eq!(checked.code, Some(1), "{stderr}");
     let file = bad.display().to_string();
     for expected in [
         format!("{file}:2:11: error: invalid listen address"),
@@ -512,13 +508,9 @@ fn check_prints_each_error_with_line_column_and_hint() {
         "unknown.toml",
         &format!("{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://a\"\nidle_timout = \"1s\"\n"),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
-        .args(["check", "--config"])
-        .arg(&unknown)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let checked = check_config(&unknown, &[]);
+    let stderr = checked.stderr;
+    assert_eq!(checked.code, Some(1), "{stderr}");
     assert!(
         stderr.contains(":7:1: error: unknown field `idle_timout`"),
         "{stderr}"
@@ -529,16 +521,9 @@ fn check_prints_each_error_with_line_column_and_hint() {
     );
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsrelay.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
-        .args(["check", "--config", example])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 listener(s), 6 route(s))"));
+    let checked = check_config(example, &[]);
+    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+    assert!(checked.stdout.contains("OK (1 listener(s), 6 route(s))"));
 }
 
 #[tokio::test]
@@ -695,13 +680,9 @@ fn check_reports_every_unknown_key_at_once() {
             "[server]\nworker = 2\n\n[defaults]\nbufer_size = 4096\n{LISTENER}\n[[routes]]\npath_prefix = \"/\"\nupstream = \"wss://a\"\nidle_timout = \"1s\"\nupstream_tls = {{ ca = \"x\" }}\nmax_frame_size = 10\n"
         ),
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_wsrelay"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let checked = check_config(&path, &[]);
+    let stderr = checked.stderr;
+    assert_eq!(checked.code, Some(1), "{stderr}");
     for expected in [
         ":2:1: error: unknown field `worker`",
         "hint: did you mean `workers`?",

@@ -379,12 +379,9 @@ fn check_reports_bad_limits_at_their_place() {
                 upstream = \"ws://127.0.0.1:9\"\n\
                 client_rate_limit = { messages_per_second = 5, burst_messages = 0, action = \"drop\" }\n";
     let path = write_temp("limits.toml", toml);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsrelay"))
-        .args(["check", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    let checked = check_config(&path, &[]);
+    let text = checked.stderr;
+    assert_ne!(checked.code, Some(0), "{text}");
     for (message, line) in [
         ("per_address_burst without per_address_rate", ":2:"),
         ("invalid duration \"soon\"", ":3:"),

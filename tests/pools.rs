@@ -817,13 +817,9 @@ path_prefix = "/"
 pool = "caht"
 "#,
     );
-    let out = std::process::Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let checked = check_config(&bad, &[]);
+    let stderr = checked.stderr;
+    assert_eq!(checked.code, Some(1), "{stderr}");
     let file = bad.display().to_string();
     for expected in [
         format!("{file}:6:10: error: policy = \"hash\" without a hash key"),

@@ -380,6 +380,29 @@ pub async fn recording_upstream(
     (addr, rx)
 }
 
+/// What `wsrelay check` said of a configuration file.
+pub struct Checked {
+    /// The exit code: 0 when the file is valid, 1 when it has errors.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `wsrelay check --config path` with `env` added to its environment.
+pub fn check_config(path: impl AsRef<std::ffi::OsStr>, env: &[(&str, &str)]) -> Checked {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsrelay"))
+        .args(["check", "--config"])
+        .arg(path)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run wsrelay check");
+    Checked {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Sends raw request bytes and returns the whole response text (the gateway closes after it).
 pub async fn http_exchange(addr: SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
