@@ -164,13 +164,8 @@ fn all_of(head: &RequestHead, name: &str) -> Vec<String> {
 
 /// Waits for the log to hold a line with `needle` (lines are read on another thread).
 async fn log_has(bin: &Binary, needle: &str) -> bool {
-    for _ in 0..50 {
-        if !bin.log_lines(needle).is_empty() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    let within = Duration::from_millis(2500);
+    bin.wait_for_log(needle, within).await.is_some()
 }
 
 #[tokio::test]

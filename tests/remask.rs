@@ -66,10 +66,6 @@ fn distinct(keys: &[[u8; 4]]) -> bool {
     sorted.len() == keys.len()
 }
 
-fn random_key() -> [u8; 4] {
-    wsrelay::codec::random::masking_key().unwrap()
-}
-
 #[tokio::test]
 async fn zero_and_repeated_keys_leave_with_fresh_keys_and_the_same_payload() {
     let (addr, mut upstream) = recording_upstream(first_protocol).await;
@@ -101,7 +97,10 @@ async fn zero_and_repeated_keys_leave_with_fresh_keys_and_the_same_payload() {
         .send(OpCode::Close, true, &close_payload(1000, ""))
         .await;
     assert_eq!(client.expect_close().await, Some(1000));
-    let logged = wait_for_log(&relay, "connection finished").await;
+    let logged = relay
+        .wait_for_log("connection finished", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("no finished line: {:?}", relay.log_lines("")));
     assert!(logged.contains("c2u_remasked=7"), "{logged}");
 }
 
@@ -158,15 +157,4 @@ async fn never_forwards_even_a_zero_key_unchanged() {
     )
     .await;
     assert_eq!(seen, [[0; 4], [0; 4], [5; 4], [5; 4]]);
-}
-
-/// The first log line containing `needle`, waiting up to five seconds for it.
-async fn wait_for_log(relay: &Binary, needle: &str) -> String {
-    for _ in 0..100 {
-        if let Some(line) = relay.log_lines(needle).pop() {
-            return line;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no log line with {needle:?}: {:?}", relay.log_lines(""));
 }

@@ -190,9 +190,7 @@ impl RawPeer {
     /// Sends one frame, masked like a browser's (a fresh random key) when this peer is a
     /// client; returns the key used.
     pub async fn send(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Option<[u8; 4]> {
-        let key = self
-            .masks()
-            .then(|| wsrelay_codec::random::masking_key().expect("random key"));
+        let key = self.masks().then(random_key);
         self.send_masked(opcode, fin, payload, key).await;
         key
     }
@@ -380,6 +378,11 @@ pub async fn recording_upstream(
     (addr, rx)
 }
 
+/// A random masking key, as a browser picks one per frame.
+pub fn random_key() -> [u8; 4] {
+    wsrelay_codec::random::masking_key().expect("random key")
+}
+
 /// What `wsrelay check` said of a configuration file.
 pub struct Checked {
     /// The exit code: 0 when the file is valid, 1 when it has errors.
@@ -546,6 +549,20 @@ impl Binary {
     pub fn log_lines(&self, needle: &str) -> Vec<String> {
         let log = self.log.lock().unwrap();
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
+
+    /// The last log line that contains `needle`, looking every 50 ms for up to `within`.
+    pub async fn wait_for_log(&self, needle: &str, within: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(line) = self.log_lines(needle).pop() {
+                return Some(line);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
