@@ -1,0 +1,219 @@
+//! The setting the real-client tests (tests/browser.rs, tests/node_ws.rs) share: the Python
+//! scenario upstream (tests/python/client_scenarios_server.py), a test certificate for the TLS
+//! listener, the `wsrelay` binary with a plain and a TLS listener in front of that upstream, and
+//! the install scripts' outcome (a path, or the reason the test is skipped).
+//!
+//! Included with `#[path = "support/clients.rs"] mod clients;` next to `mod support;`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rcgen::{CertificateParams, KeyPair, PublicKeyData};
+use sha2::Digest;
+
+use crate::support::{write_temp, Binary};
+
+/// A child process in a process group of its own, killed (the whole group) on drop: Chromium
+/// starts helpers that must not outlive the test.
+pub struct Group(pub Child);
+
+impl Group {
+    /// Spawns `command` as the leader of a new process group.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Group> {
+        command.process_group(0).spawn().map(Group)
+    }
+
+    /// The first line the child writes on stdout (piped); the rest is drained on a thread so
+    /// the child never blocks on a full pipe.
+    pub fn first_line(&mut self) -> Option<String> {
+        let stdout = self.0.stdout.take()?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next()?.ok()?;
+        std::thread::spawn(move || for _ in lines {});
+        Some(line)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let group = rustix::process::Pid::from_child(&self.0);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs one of the project's install scripts; its stdout lines on success, or why the
+/// component is missing (the script's stderr tail) when it failed.
+pub fn install(script: &str) -> Result<Vec<String>, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The install's own output (apt-get, npm) stays visible in the test's output.
+    if !stderr.trim().is_empty() {
+        eprintln!("{script}:\n{stderr}");
+    }
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        return Err(format!(
+            "{script} failed ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The Python scenario upstream, running on a loopback port.
+pub struct ScenarioUpstream {
+    pub port: u16,
+    _process: Group,
+}
+
+impl ScenarioUpstream {
+    /// Prepares the Python environment (scripts/python-env.sh) and starts the upstream; `Err`
+    /// says why it cannot run here.
+    pub fn start() -> Result<ScenarioUpstream, String> {
+        let python = install("python-env.sh")?
+            .pop()
+            .ok_or("python-env.sh printed no interpreter")?;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/python/client_scenarios_server.py"
+        );
+        let mut process = Group::spawn(
+            Command::new(&python)
+                .arg(script)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit()),
+        )
+        .map_err(|e| format!("cannot start {python}: {e}"))?;
+        let line = process
+            .first_line()
+            .ok_or("the Python upstream exited before announcing its port")?;
+        let started: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("bad first line {line:?}: {e}"))?;
+        let port = started["port"].as_u64().ok_or("no port announced")? as u16;
+        Ok(ScenarioUpstream {
+            port,
+            _process: process,
+        })
+    }
+}
+
+/// A self-signed CA and a `localhost` leaf it signed, as PEM files, for the TLS listener.
+pub struct TestCert {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// base64(SHA-256(SubjectPublicKeyInfo)) of the leaf: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes to accept this one key and no other.
+    pub spki_sha256: String,
+}
+
+impl TestCert {
+    /// Makes the CA and the leaf (names `localhost` and `127.0.0.1`).
+    pub fn new() -> TestCert {
+        let dir = write_temp("ca.txt", "real-client tests")
+            .parent()
+            .expect("a temporary directory")
+            .to_owned();
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "wsrelay real-client test CA");
+        let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("leaf params")
+            .signed_by(&key, &issuer)
+            .expect("leaf certificate");
+        let (ca_file, cert_file, key_file) = (
+            dir.join("ca.pem"),
+            dir.join("localhost.pem"),
+            dir.join("localhost.key"),
+        );
+        std::fs::write(&ca_file, ca_cert.pem()).expect("write CA");
+        std::fs::write(&cert_file, leaf.pem()).expect("write leaf");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write key");
+        let spki = sha2::Sha256::digest(key.subject_public_key_info());
+        TestCert {
+            ca_file,
+            cert_file,
+            key_file,
+            spki_sha256: base64::engine::general_purpose::STANDARD.encode(spki),
+        }
+    }
+}
+
+/// Largest frame the test routes accept: a 16 MiB message of incompressible bytes grows a little
+/// under permessage-deflate, past the default `max_frame_size` of exactly 16 MiB.
+pub const MAX_FRAME_SIZE: u64 = 32 * 1024 * 1024;
+
+/// `wsrelay` with a plain listener (first address) and a TLS listener for `localhost` (second),
+/// one route to the upstream on `upstream_port`, and a short shutdown grace.
+pub fn relay(upstream_port: u16, cert: &TestCert) -> Binary {
+    Binary::with_config(
+        &format!(
+            "[server]\nshutdown_timeout = \"5s\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[listeners.tls.certificates]]\ncert_file = \"{}\"\nkey_file = \"{}\"\nserver_names = [\"localhost\"]\n\
+             [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:{upstream_port}\"\nmax_frame_size = {MAX_FRAME_SIZE}\n",
+            cert.cert_file.display(),
+            cert.key_file.display()
+        ),
+        2,
+    )
+}
+
+/// The two WebSocket origins of [`relay`]'s listeners: `ws://127.0.0.1:P` and
+/// `wss://localhost:Q` (the certificate's name, so SNI and Host match).
+pub fn origins(relay: &Binary) -> [String; 2] {
+    [
+        format!("ws://{}", relay.addrs[0]),
+        format!("wss://localhost:{}", relay.addrs[1].port()),
+    ]
+}
+
+/// Sends SIGTERM to the relay: it closes open connections with 1001 and exits.
+pub fn sigterm(relay: &Binary) {
+    let pid = rustix::process::Pid::from_child(&relay.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM wsrelay");
+}
+
+/// Waits for the relay process to exit; its exit status.
+pub fn wait_exit(relay: &mut Binary, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = relay.child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A `key=value` field of a text log line, as a number.
+pub fn log_field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+}
