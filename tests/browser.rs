@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chromium::{Cdp, Chromium};
-use clients::{install, log_field, origins, relay, sigterm, wait_exit, ScenarioUpstream, TestCert};
+use clients::{
+    install, log_field, origins, relay, sigterm, skipped, wait_exit, ScenarioUpstream, TestCert,
+};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::Value;
@@ -95,14 +97,17 @@ async fn chromium_through_ws_and_wss_listeners() {
     let chromium_bin = match install("install-chromium.sh") {
         Ok(mut lines) => lines.pop().unwrap_or_default(),
         Err(why) => {
-            eprintln!("SKIPPED chromium_through_ws_and_wss_listeners: {why}");
+            skipped("chromium_through_ws_and_wss_listeners", &why);
             return;
         }
     };
     let upstream = match ScenarioUpstream::start() {
         Ok(upstream) => upstream,
         Err(why) => {
-            eprintln!("SKIPPED chromium_through_ws_and_wss_listeners: no Python upstream: {why}");
+            skipped(
+                "chromium_through_ws_and_wss_listeners",
+                &format!("no Python upstream: {why}"),
+            );
             return;
         }
     };
@@ -128,7 +133,7 @@ async fn chromium_through_ws_and_wss_listeners() {
     );
     let session = cdp.open_page(&url).await.expect("open the test page");
 
-    let report = report_when(&mut cdp, &session, Duration::from_secs(25), |r| {
+    let report = report_when(&mut cdp, &session, Duration::from_secs(60), |r| {
         r["done"] == Value::Bool(true)
     })
     .await;

@@ -59,9 +59,9 @@ pub fn install(script: &str) -> Result<Vec<String>, String> {
         .output()
         .map_err(|e| format!("cannot run {script}: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The install's own output (apt-get, npm) stays visible in the test's output.
+    // The install's own output (apt-get, npm) shows, even from a passing test.
     if !stderr.trim().is_empty() {
-        eprintln!("{script}:\n{stderr}");
+        visibly(&format!("{script}:\n{stderr}"));
     }
     if !out.status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
@@ -75,6 +75,18 @@ pub fn install(script: &str) -> Result<Vec<String>, String> {
         .lines()
         .map(str::to_owned)
         .collect())
+}
+
+/// Writes `text` to the process's stderr directly, past the test harness's output capture, so
+/// it shows in `cargo test`'s output even when the test passes.
+pub fn visibly(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+/// Says, visibly, that `test` did not run and why: `SKIPPED: <why>`.
+pub fn skipped(test: &str, why: &str) {
+    visibly(&format!("SKIPPED: {why} ({test})"));
 }
 
 /// The Python scenario upstream, running on a loopback port.
