@@ -21,15 +21,17 @@ use std::time::{Duration, Instant};
 
 use chromium::{Cdp, Chromium};
 use clients::{
-    install, log_field, origins, relay, sigterm, skipped, wait_exit, ScenarioUpstream, TestCert,
+    check_common_scenarios, check_shutdown_close, install, item, sigterm, skipped, wait_exit,
+    Setting,
 };
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::Value;
 
 const PAGE: &str = include_str!("browser/page.html");
+const SCENARIOS: &str = include_str!("clients/scenarios.js");
 
-/// Serves the test page for any path on a loopback port.
+/// Serves the test page on a loopback port: `/scenarios.js`, and the page for any other path.
 async fn serve_page() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(support::loopback())
         .await
@@ -38,12 +40,16 @@ async fn serve_page() -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request| async {
-                    let response = hyper::Response::builder()
-                        .header("content-type", "text/html; charset=utf-8")
+                let service = hyper::service::service_fn(|request| async move {
+                    let (body, kind) = if request.uri().path() == "/scenarios.js" {
+                        (SCENARIOS, "text/javascript")
+                    } else {
+                        (PAGE, "text/html")
+                    };
+                    hyper::Response::builder()
+                        .header("content-type", format!("{kind}; charset=utf-8"))
                         .header("cache-control", "no-store")
-                        .body(Full::new(Bytes::from_static(PAGE.as_bytes())));
-                    response
+                        .body(Full::new(Bytes::from_static(body.as_bytes())))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -80,47 +86,24 @@ async fn report_when(
     }
 }
 
-/// One scenario's entry in the report, after checking that the page judged it `ok`; the caller
-/// checks the details the page recorded.
-fn item<'a>(report: &'a Value, origin: &str, name: &str) -> &'a Value {
-    let entry = &report["runs"][origin][name];
-    assert_eq!(
-        entry["ok"],
-        Value::Bool(true),
-        "{origin} {name}: {entry}\nwhole report: {report}"
-    );
-    entry
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_through_ws_and_wss_listeners() {
+    const TEST: &str = "chromium_through_ws_and_wss_listeners";
     let chromium_bin = match install("install-chromium.sh") {
         Ok(mut lines) => lines.pop().unwrap_or_default(),
-        Err(why) => {
-            skipped("chromium_through_ws_and_wss_listeners", &why);
-            return;
-        }
+        Err(why) => return skipped(TEST, &why),
     };
-    let upstream = match ScenarioUpstream::start() {
-        Ok(upstream) => upstream,
-        Err(why) => {
-            skipped(
-                "chromium_through_ws_and_wss_listeners",
-                &format!("no Python upstream: {why}"),
-            );
-            return;
-        }
+    let Some(mut setting) = Setting::start(TEST) else {
+        return;
     };
-    let cert = TestCert::new();
-    let mut relay = relay(upstream.port, &cert);
-    let origins = origins(&relay);
+    let origins = setting.origins.clone();
     let page = serve_page().await;
 
     let browser = Chromium::launch(
         &chromium_bin,
         &[format!(
             "--ignore-certificate-errors-spki-list={}",
-            cert.spki_sha256
+            setting.cert.spki_sha256
         )],
     )
     .expect("start Chromium");
@@ -147,93 +130,32 @@ async fn chromium_through_ws_and_wss_listeners() {
     assert_eq!(report["error"], Value::Null, "{report}");
 
     for origin in &origins {
-        let text = item(&report, origin, "text");
-        assert_eq!(text["got"], text["sent"], "{origin}");
-
-        let binary = item(&report, origin, "binary");
-        assert_eq!(binary["length"], 256, "{origin}");
-        assert_eq!(binary["type"], "arraybuffer", "{origin}");
-
-        let big = item(&report, origin, "big");
-        assert_eq!(big["got_length"], 16 * 1024 * 1024, "{origin}");
-        assert_eq!(big["got_fnv1a"], big["sent_fnv1a"], "{origin}");
-
-        let proto = item(&report, origin, "subprotocol");
-        assert_eq!(proto["protocol"], "wsrelay.v2", "{origin}");
-        assert_eq!(proto["upstream_chose"], "wsrelay.v2", "{origin}");
-
+        check_common_scenarios(&report, origin);
+        // What Chromium negotiated is exactly what the upstream accepted.
         let deflate = item(&report, origin, "deflate");
-        let extensions = deflate["extensions"].as_str().unwrap_or_default();
-        assert!(
-            extensions.starts_with("permessage-deflate"),
-            "{origin}: {deflate}"
-        );
-        // What Chromium negotiated is exactly what the upstream accepted, and the upstream got
-        // Chromium's offer.
         assert_eq!(
-            deflate["upstream_accepted"].as_str(),
-            Some(extensions),
+            deflate["extensions"], deflate["upstream_accepted"],
             "{origin}"
         );
-        let offer = deflate["upstream_offer"].as_str().unwrap_or_default();
-        assert!(
-            offer.starts_with("permessage-deflate"),
-            "{origin}: {deflate}"
-        );
-        assert_eq!(deflate["echoed"], Value::Bool(true), "{origin}");
-
         let close = item(&report, origin, "upstream_close");
-        assert_eq!(close["code"], 4000, "{origin}");
-        assert_eq!(close["reason"], "bye", "{origin}");
         assert_eq!(close["wasClean"], Value::Bool(true), "{origin}");
-
-        let ping = item(&report, origin, "upstream_ping");
-        assert_eq!(ping["answer"]["pong"], Value::Bool(true), "{origin}");
-
         assert_eq!(
             report["hold"][origin]["state"], "open",
             "{origin}: {report}"
         );
     }
-
-    // The compressed frames crossed the relay as they were: the 256 KiB text of each /deflate
-    // connection took a small fraction of that on the wire, both ways.
-    let payload = report["runs"][&origins[0]]["deflate"]["payload_bytes"]
-        .as_u64()
-        .expect("payload_bytes");
-    assert_eq!(payload, 256 * 1024);
-    let deflate_lines = relay.log_lines("target=/deflate");
-    let finished: Vec<&String> = deflate_lines
-        .iter()
-        .filter(|l| l.contains("connection finished"))
-        .collect();
-    assert_eq!(
-        finished.len(),
-        2,
-        "one /deflate tunnel per listener: {deflate_lines:?}"
-    );
-    for line in finished {
-        let up = log_field(line, "c2u_bytes").expect("c2u_bytes");
-        let down = log_field(line, "u2c_bytes").expect("u2c_bytes");
-        eprintln!(
-            "/deflate: {payload} bytes of text; through the relay {up} bytes up, {down} down"
-        );
-        assert!(up < payload / 4, "client frames not compressed: {line}");
-        assert!(down < payload / 4, "upstream frames not compressed: {line}");
-    }
+    setting.check_deflate_passed_compressed(&report);
 
     // Shut the relay down while the page holds a socket on each listener: the page sees 1001.
-    sigterm(&relay);
+    sigterm(&setting.relay);
     let report = report_when(&mut cdp, &session, Duration::from_secs(15), |r| {
         origins.iter().all(|o| !r["hold"][o]["close"].is_null())
     })
     .await;
     for origin in &origins {
-        let close = &report["hold"][origin]["close"];
-        eprintln!("{origin}: on shutdown the page saw {close}");
-        assert_eq!(close["code"], 1001, "{origin}: {report}");
+        check_shutdown_close(&report, origin);
     }
-    let status = wait_exit(&mut relay, Duration::from_secs(10));
+    let status = wait_exit(&mut setting.relay, Duration::from_secs(10));
     assert!(
         status.is_some_and(|s| s.success()),
         "relay exit: {status:?}"

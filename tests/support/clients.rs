@@ -16,6 +16,8 @@ use base64::Engine;
 use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 use sha2::Digest;
 
+use serde_json::Value;
+
 use crate::support::{write_temp, Binary};
 
 /// A child process in a process group of its own, killed (the whole group) on drop: Chromium
@@ -228,4 +230,121 @@ pub fn log_field(line: &str, name: &str) -> Option<u64> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
         .and_then(|v| v.trim_matches('"').parse().ok())
+}
+
+/// What every real-client test runs on: the Python scenario upstream and `wsrelay` in front of
+/// it with a plain and a TLS listener.
+pub struct Setting {
+    pub upstream: ScenarioUpstream,
+    pub cert: TestCert,
+    pub relay: Binary,
+    /// The listeners' WebSocket origins, plain first (see [`origins`]).
+    pub origins: [String; 2],
+}
+
+impl Setting {
+    /// Starts the upstream and the relay; `None` (after saying `SKIPPED` for `test`) when the
+    /// Python upstream cannot run here.
+    pub fn start(test: &str) -> Option<Setting> {
+        let upstream = match ScenarioUpstream::start() {
+            Ok(upstream) => upstream,
+            Err(why) => {
+                skipped(test, &format!("no Python upstream: {why}"));
+                return None;
+            }
+        };
+        let cert = TestCert::new();
+        let relay = relay(upstream.port, &cert);
+        let origins = origins(&relay);
+        Some(Setting {
+            upstream,
+            cert,
+            relay,
+            origins,
+        })
+    }
+
+    /// Checks the relay's log: each listener's `/deflate` tunnel carried the page's
+    /// `payload_bytes` of text in a small fraction of that, both ways, so the compressed frames
+    /// passed through as they were.
+    pub fn check_deflate_passed_compressed(&self, report: &Value) {
+        let payload = report["runs"][&self.origins[0]]["deflate"]["payload_bytes"]
+            .as_u64()
+            .expect("payload_bytes");
+        assert_eq!(payload, 256 * 1024);
+        let lines = self.relay.log_lines("target=/deflate");
+        let finished: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("connection finished"))
+            .collect();
+        assert_eq!(
+            finished.len(),
+            2,
+            "one /deflate tunnel per listener: {lines:?}"
+        );
+        for line in finished {
+            let up = log_field(line, "c2u_bytes").expect("c2u_bytes");
+            let down = log_field(line, "u2c_bytes").expect("u2c_bytes");
+            eprintln!(
+                "/deflate: {payload} bytes of text; through the relay {up} bytes up, {down} down"
+            );
+            assert!(up < payload / 4, "client frames not compressed: {line}");
+            assert!(down < payload / 4, "upstream frames not compressed: {line}");
+        }
+    }
+}
+
+/// One scenario's result in a client's report (tests/clients/scenarios.js), after checking
+/// that the client judged it `ok`; the caller checks what else the client recorded.
+pub fn item<'a>(report: &'a Value, origin: &str, name: &str) -> &'a Value {
+    let entry = &report["runs"][origin][name];
+    assert_eq!(
+        entry["ok"],
+        Value::Bool(true),
+        "{origin} {name}: {entry}\nwhole report: {report}"
+    );
+    entry
+}
+
+/// Checks, item by item, the scenarios every client runs (tests/clients/scenarios.js) as
+/// `report` recorded them for `origin`.
+pub fn check_common_scenarios(report: &Value, origin: &str) {
+    let text = item(report, origin, "text");
+    assert_eq!(text["got"], text["sent"], "{origin}");
+
+    let binary = item(report, origin, "binary");
+    assert_eq!(binary["length"], 256, "{origin}");
+    assert_eq!(binary["binary"], Value::Bool(true), "{origin}");
+
+    let big = item(report, origin, "big");
+    assert_eq!(big["got_length"], 16 * 1024 * 1024, "{origin}");
+    assert_eq!(big["got_fnv1a"], big["sent_fnv1a"], "{origin}");
+
+    let proto = item(report, origin, "subprotocol");
+    assert_eq!(proto["protocol"], "wsrelay.v2", "{origin}");
+    assert_eq!(proto["upstream_chose"], "wsrelay.v2", "{origin}");
+
+    let deflate = item(report, origin, "deflate");
+    for key in ["extensions", "upstream_offer", "upstream_accepted"] {
+        let value = deflate[key].as_str().unwrap_or_default();
+        assert!(
+            value.starts_with("permessage-deflate"),
+            "{origin} {key}: {deflate}"
+        );
+    }
+    assert_eq!(deflate["echoed"], Value::Bool(true), "{origin}");
+
+    let close = item(report, origin, "upstream_close");
+    assert_eq!(close["code"], 4000, "{origin}");
+    assert_eq!(close["reason"], "bye", "{origin}");
+
+    let ping = item(report, origin, "upstream_ping");
+    assert_eq!(ping["answer"]["pong"], Value::Bool(true), "{origin}");
+}
+
+/// Checks that the client saw 1001 on the socket it held on `origin` when the relay stopped.
+pub fn check_shutdown_close(report: &Value, origin: &str) {
+    let close = &report["hold"][origin]["close"];
+    eprintln!("{origin}: on shutdown the client saw {close}");
+    assert_eq!(close["code"], 1001, "{origin}: {report}");
 }
