@@ -16,75 +16,14 @@ mod clients;
 #[path = "support/chromium.rs"]
 mod chromium;
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chromium::{Cdp, Chromium};
+use chromium::{report_when, serve_page, Cdp, Chromium};
 use clients::{
     check_common_scenarios, check_shutdown_close, install, item, sigterm, skipped, wait_exit,
     Setting,
 };
-use http_body_util::Full;
-use hyper::body::Bytes;
 use serde_json::Value;
-
-const PAGE: &str = include_str!("browser/page.html");
-const SCENARIOS: &str = include_str!("clients/scenarios.js");
-
-/// Serves the test page on a loopback port: `/scenarios.js`, and the page for any other path.
-async fn serve_page() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind(support::loopback())
-        .await
-        .expect("bind the page server");
-    let addr = listener.local_addr().expect("page server address");
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|request| async move {
-                    let (body, kind) = if request.uri().path() == "/scenarios.js" {
-                        (SCENARIOS, "text/javascript")
-                    } else {
-                        (PAGE, "text/html")
-                    };
-                    hyper::Response::builder()
-                        .header("content-type", format!("{kind}; charset=utf-8"))
-                        .header("cache-control", "no-store")
-                        .body(Full::new(Bytes::from_static(body.as_bytes())))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-/// Reads the page's report (the `#report` element's JSON) every 100 ms until `ready` holds,
-/// for up to `within`; the last report either way.
-async fn report_when(
-    cdp: &mut Cdp,
-    session: &str,
-    within: Duration,
-    ready: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let text = cdp
-            .evaluate(
-                session,
-                // Before the page has loaded the tab is still about:blank: no report yet.
-                "(document.getElementById('report') || { textContent: '{}' }).textContent",
-            )
-            .await
-            .expect("read the page's report");
-        let report: Value = serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default();
-        if ready(&report) || Instant::now() >= deadline {
-            return report;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_through_ws_and_wss_listeners() {
@@ -110,8 +49,11 @@ async fn chromium_through_ws_and_wss_listeners() {
     let mut cdp = Cdp::connect(&browser.devtools).await.expect("DevTools");
     let version = cdp.version().await.expect("Browser.getVersion");
     eprintln!("browser: {version} ({chromium_bin})");
+    // `warm` first makes a plain HTTPS request to the TLS listener (a connection Chromium could
+    // reuse for WebSockets over HTTP/2; this listener answers it with HTTP/1.1 and 426).
+    let warm = format!("https://localhost:{}/", setting.relay.addrs[1].port());
     let url = format!(
-        "http://{page}/page.html?url={}&url={}",
+        "http://{page}/page.html?warm={warm}&url={}&url={}",
         origins[0], origins[1]
     );
     let session = cdp.open_page(&url).await.expect("open the test page");
@@ -128,6 +70,11 @@ async fn chromium_through_ws_and_wss_listeners() {
         browser.log()
     );
     assert_eq!(report["error"], Value::Null, "{report}");
+    assert_eq!(
+        report["warm"][&warm]["fetched"],
+        Value::Bool(true),
+        "{report}"
+    );
 
     for origin in &origins {
         check_common_scenarios(&report, origin);

@@ -1,22 +1,26 @@
 //! Headless Chromium driven over the DevTools protocol (CDP): a launcher with a throwaway profile
-//! and a small CDP client on tokio-tungstenite that opens a page and evaluates expressions in it.
+//! and a small CDP client on tokio-tungstenite that opens a page and evaluates expressions in it;
+//! the server of the test page (tests/browser/page.html) and the reader of its DOM report.
 //!
 //! Included with `#[path = "support/chromium.rs"] mod chromium;` after the clients module.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Bytes;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::clients::Group;
-use crate::support::write_temp;
+use crate::support::{loopback, write_temp};
 
 /// A headless Chromium process (and its helpers, one process group), killed on drop.
 pub struct Chromium {
@@ -184,5 +188,63 @@ impl Cdp {
             return Err(format!("{expression}: {exception}"));
         }
         Ok(result["result"]["value"].clone())
+    }
+}
+
+const PAGE: &str = include_str!("../browser/page.html");
+const SCENARIOS: &str = include_str!("../clients/scenarios.js");
+
+/// Serves the test page (tests/browser/page.html) over HTTP/1.1 on a loopback port: `/scenarios.js`, and the page for any other path.
+pub async fn serve_page() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(loopback())
+        .await
+        .expect("bind the page server");
+    let addr = listener.local_addr().expect("page server address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|request| async move {
+                    let (body, kind) = if request.uri().path() == "/scenarios.js" {
+                        (SCENARIOS, "text/javascript")
+                    } else {
+                        (PAGE, "text/html")
+                    };
+                    hyper::Response::builder()
+                        .header("content-type", format!("{kind}; charset=utf-8"))
+                        .header("cache-control", "no-store")
+                        .body(Full::new(Bytes::from_static(body.as_bytes())))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Reads the page's report (the `#report` element's JSON) every 100 ms until `ready` holds,
+/// for up to `within`; the last report either way.
+pub async fn report_when(
+    cdp: &mut Cdp,
+    session: &str,
+    within: Duration,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = cdp
+            .evaluate(
+                session,
+                // Before the page has loaded the tab is still about:blank: no report yet.
+                "(document.getElementById('report') || { textContent: '{}' }).textContent",
+            )
+            .await
+            .expect("read the page's report");
+        let report: Value = serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default();
+        if ready(&report) || Instant::now() >= deadline {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
