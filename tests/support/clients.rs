@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rcgen::{CertificateParams, KeyPair, PublicKeyData};
-use sha2::Digest;
-
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::support::{write_temp, Binary};
 
@@ -50,33 +49,41 @@ impl Drop for Group {
 }
 
 /// Runs one of the project's install scripts; its stdout lines on success, or why the
-/// component is missing (the script's stderr tail) when it failed.
+/// component is missing (the script's last stderr lines) when it failed. The script's stderr
+/// (apt-get's and npm's progress) shows as it comes, even from a passing test.
 pub fn install(script: &str) -> Result<Vec<String>, String> {
+    use std::io::Read;
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scripts")
         .join(script);
-    let out = Command::new("bash")
+    let mut child = Command::new("bash")
         .arg(&path)
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| format!("cannot run {script}: {e}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // The install's own output (apt-get, npm) shows, even from a passing test.
-    if !stderr.trim().is_empty() {
-        visibly(&format!("{script}:\n{stderr}"));
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let name = script.to_owned();
+    let progress = std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|line| visibly(&format!("{name}: {line}")))
+            .collect();
+        lines
+    });
+    let mut stdout = String::new();
+    let read = child
+        .stdout
+        .take()
+        .map(|mut out| out.read_to_string(&mut stdout));
+    let status = child.wait().map_err(|e| format!("{script}: {e}"))?;
+    let stderr = progress.join().unwrap_or_default();
+    if !status.success() || !matches!(read, Some(Ok(_))) {
+        let tail = stderr[stderr.len().saturating_sub(3)..].join(" / ");
+        return Err(format!("{script} failed ({status}): {tail}"));
     }
-    if !out.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        return Err(format!(
-            "{script} failed ({}): {}",
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect())
+    Ok(stdout.lines().map(str::to_owned).collect())
 }
 
 /// Writes `text` to the process's stderr directly, past the test harness's output capture, so
