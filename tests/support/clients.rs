@@ -182,8 +182,10 @@ impl TestCert {
     }
 }
 
-/// Largest frame the test routes accept: a 16 MiB message of incompressible bytes grows a little
-/// under permessage-deflate, past the default `max_frame_size` of exactly 16 MiB.
+/// Largest frame the test routes accept. A 16 MiB message of incompressible bytes grows a little
+/// under permessage-deflate: Chromium sends it in 129 frames, but the Python upstream echoes it
+/// as one compressed frame of 16,818,182 bytes, past the default `max_frame_size` of exactly
+/// 16 MiB (the relay then closes with 1009 upstream and 1014 to the client).
 pub const MAX_FRAME_SIZE: u64 = 32 * 1024 * 1024;
 
 /// `wsrelay` with a plain listener (first address) and a TLS listener for `localhost` (second),
