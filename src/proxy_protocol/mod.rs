@@ -13,6 +13,8 @@
 //! boxed after the first byte, so silent connections cost what they did.
 
 pub mod header;
+#[cfg(test)]
+mod header_tests;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
