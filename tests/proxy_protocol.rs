@@ -6,6 +6,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use support::*;
@@ -290,5 +291,55 @@ async fn a_route_sends_a_v2_header_with_the_clients_address_to_its_upstream() {
     assert_eq!(header, v2_ipv4(local, direct.addr));
     drop(direct);
     // Tunnels are still open: dropping stops the gateway without waiting for their 1001s.
+    drop(gateway);
+}
+
+#[tokio::test]
+async fn on_a_tls_listener_the_header_comes_before_the_client_hello() {
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let (upstream, mut requests) = recording_upstream(first_protocol).await;
+    let certified = rcgen::generate_simple_self_signed(vec!["proxied.test".to_owned()]).unwrap();
+    let cert = write_temp("cert.pem", &certified.cert.pem());
+    let key = write_temp("key.pem", &certified.signing_key.serialize_pem());
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\n\
+         proxy_protocol_from = [\"127.0.0.1\"]\n\
+         [[listeners.tls.certificates]]\ncert_file = {:?}\nkey_file = {:?}\n\n\
+         [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{upstream}\"\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let gateway = gateway_from(load_config(&toml)).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(certified.cert.der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut tcp = TcpStream::connect(gateway.addr).await.unwrap();
+    let client: SocketAddr = "203.0.113.9:4242".parse().unwrap();
+    tcp.write_all(&v2_ipv4(client, gateway.addr)).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("proxied.test").unwrap(), tcp)
+        .await
+        .expect("TLS after the PROXY header");
+    let request = upgrade_request("/", "proxied.test", "");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 12];
+    tls.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    let (request, _peer) = requests.recv().await.unwrap();
+    assert_eq!(
+        header_of(&request, "X-Forwarded-For").as_deref(),
+        Some("203.0.113.9")
+    );
+    assert_eq!(
+        header_of(&request, "X-Forwarded-Proto").as_deref(),
+        Some("https")
+    );
     drop(gateway);
 }
