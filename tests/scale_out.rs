@@ -42,23 +42,10 @@ const SLOTS: usize = 8;
 // ---------------------------------------------------------------------------------------------
 // HAProxy
 
-/// `haproxy` from the install script, or why not (the script runs once per test binary).
+/// `haproxy` from the install script, or why not.
 fn haproxy_binary() -> Result<PathBuf, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-haproxy.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {script}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{script} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Ok(PathBuf::from(path))
+    let printed = run_install_script("install-haproxy.sh")?;
+    Ok(PathBuf::from(printed.trim()))
 }
 
 /// A free loopback port (bound and released: HAProxy binds it right after).
