@@ -138,6 +138,8 @@ SEEDS["proxy_header"] = {
     "v1-longest": b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
     b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
     "v1-bad-port": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+    # Found by the target: the parser lets UNKNOWN end in a bare LF, the framing must not.
+    "v1-unknown-bare-lf": b"PROXY UNKNOWN f2f fffff:A\0\0\x1c 1 PROXY \nf::1 fOXY \n2 1 2\r\n",
     "v2-ipv4": v2(1, 0x11, IPV4) + NEXT,
     "v2-ipv6": v2(1, 0x21, IPV6) + b"\x16\x03\x01",
     "v2-local": v2(0, 0x00, b"") + NEXT,

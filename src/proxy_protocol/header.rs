@@ -161,6 +161,12 @@ pub fn parse(header: &[u8]) -> Result<ProxyHeader, HeaderError> {
             addresses,
         });
     }
+    // The line ends in CRLF (§2.1); `ppp` lets `UNKNOWN` end in a bare LF.
+    if !header.ends_with(b"\r\n") {
+        return Err(HeaderError::Malformed(
+            "a v1 line not ending in CRLF".into(),
+        ));
+    }
     let parsed = v1::Header::try_from(header).map_err(|e| malformed(&e))?;
     if parsed.header.len() != header.len() {
         return Err(HeaderError::Malformed(

@@ -95,6 +95,11 @@ fn anything_else_is_refused_as_early_as_possible() {
         frame(b"PROXY TCP4 1.2.3.4\r 5.6.7.8 1 2\r\n"),
         Err(HeaderError::Malformed(_))
     ));
+    // Found by the fuzz target: the parser lets UNKNOWN end in a bare LF; the spec does not.
+    assert!(matches!(
+        frame(b"PROXY UNKNOWN 1 2 PROXY \nGET"),
+        Err(HeaderError::Malformed(_))
+    ));
     let mut bad_version = V2_SIGNATURE.to_vec();
     bad_version.extend_from_slice(&[0x11, 0x11, 0x00, 0x0C]);
     bad_version.extend_from_slice(&[0; 12]);
