@@ -117,6 +117,39 @@ SEEDS = {
 }
 
 
+V2_SIGNATURE = b"\r\n\r\n\0\r\nQUIT\n"
+
+
+def v2(command, family, addresses, tlvs=b""):
+    """A PROXY v2 header: version 2 and `command` (0 LOCAL, 1 PROXY), `family` byte."""
+    body = addresses + tlvs
+    return V2_SIGNATURE + bytes([0x20 | command, family]) + struct.pack(">H", len(body)) + body
+
+
+IPV4 = bytes([192, 0, 2, 7, 198, 51, 100, 1]) + struct.pack(">HH", 51234, 443)
+IPV6 = bytes(range(16)) + bytes(range(16, 32)) + struct.pack(">HH", 40000, 443)
+NEXT = b"GET / HTTP/1.1\r\n"
+
+SEEDS["proxy_header"] = {
+    "v1-tcp4": b"PROXY TCP4 192.0.2.7 198.51.100.1 51234 443\r\n" + NEXT,
+    "v1-tcp6": b"PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n\x16\x03\x01",
+    "v1-unknown": b"PROXY UNKNOWN\r\n" + NEXT,
+    "v1-unknown-addresses": b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n",
+    "v1-longest": b"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+    b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n",
+    "v1-bad-port": b"PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n",
+    # Found by the target: the parser lets UNKNOWN end in a bare LF, the framing must not.
+    "v1-unknown-bare-lf": b"PROXY UNKNOWN f2f fffff:A\0\0\x1c 1 PROXY \nf::1 fOXY \n2 1 2\r\n",
+    "v2-ipv4": v2(1, 0x11, IPV4) + NEXT,
+    "v2-ipv6": v2(1, 0x21, IPV6) + b"\x16\x03\x01",
+    "v2-local": v2(0, 0x00, b"") + NEXT,
+    "v2-unix": v2(1, 0x31, bytes(216)),
+    "v2-tlvs": v2(1, 0x11, IPV4, b"\x04\x00\x01\x00" + b"\x05\x00\x04abcd"),
+    "v2-short-addresses": v2(1, 0x21, IPV4),
+    "v2-too-long": V2_SIGNATURE + b"\x21\x11\xff\xff",
+}
+
+
 def main():
     for target, seeds in SEEDS.items():
         directory = os.path.join(HERE, "corpus", target)

@@ -84,6 +84,7 @@ mod tests {
             secure: sni.is_some(),
             sni: sni.map(str::to_owned),
             trusted: false,
+            local: None,
         }
     }
 

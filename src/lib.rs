@@ -21,6 +21,7 @@ pub mod head;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;
+pub mod proxy_protocol;
 pub mod refusal;
 pub mod request;
 pub mod route;

@@ -91,6 +91,14 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
             .and_then(|m| m.client_connected(accepted.listening.index));
         let started = Deadline::now();
         let deadline = started + accepted.listening.config.handshake_timeout;
+        // A PROXY protocol listener takes connections from its balancers only.
+        if crate::proxy_protocol::refuses(
+            &accepted.listening.config,
+            accepted.listening.index,
+            &accepted.tcp,
+        ) {
+            return;
+        }
         // A one-byte peek, not `readable()`: readiness can be reported for a fresh socket with
         // nothing to read, which let every silent connection allocate its handshake at once.
         // `poll_peek` keeps no waiter of its own in this future, unlike the async `peek`.
@@ -105,6 +113,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
                 let Accepted {
                     mut tcp, listening, ..
                 } = accepted;
+                if crate::proxy_protocol::closes_silent(&listening.config, listening.index, &tcp) {
+                    return;
+                }
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
                 // Boxed: the refusal's state must not widen every silent connection's future.
@@ -147,12 +158,26 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let Accepted {
         tcp,
         listening,
-        permit,
+        mut permit,
     } = accepted;
     let Ok(peer) = tcp.peer_addr() else {
         return;
     };
     let local = tcp.local_addr().ok();
+    // Behind a PROXY protocol balancer, the client is who its header says (boxed: only such
+    // listeners pay for the header's reader).
+    let (tcp, peer, destination) =
+        match crate::proxy_protocol::policy(&listening.config, listening.index) {
+            None => (tcp, peer, local),
+            Some(_) => {
+                let proxied =
+                    crate::proxy_protocol::accept(tcp, peer, &mut permit, &listening, started);
+                let Some(proxied) = Box::pin(proxied).await else {
+                    return;
+                };
+                proxied
+            }
+        };
     let Listening {
         index,
         tls,
@@ -167,6 +192,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let accepting = accept(
         tcp,
         peer,
+        destination,
         tls.clone(),
         Pipeline {
             admission: Some(&permit),
@@ -228,6 +254,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
 async fn accept(
     tcp: TcpStream,
     addr: SocketAddr,
+    destination: Option<SocketAddr>,
     tls: Option<TlsAcceptor>,
     pipeline: Pipeline<'_>,
     started: Deadline,
@@ -236,6 +263,7 @@ async fn accept(
     let deadline = started + pipeline.handshake_timeout;
     let mut peer = Peer::plain(addr);
     peer.trusted = pipeline.edge.trusts(addr.ip());
+    peer.local = destination;
     let client = match tls {
         None => Stream::Plain(tcp),
         Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {

@@ -16,6 +16,9 @@ pub struct Peer {
     pub sni: Option<String>,
     /// The client is one of the listener's trusted proxies: its forwarding headers are kept.
     pub trusted: bool,
+    /// The address the client connected to (the balancer's, when a PROXY header said so),
+    /// if known: the destination of the PROXY header sent to upstreams that want one.
+    pub local: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -26,6 +29,7 @@ impl Peer {
             secure: false,
             sni: None,
             trusted: false,
+            local: None,
         }
     }
 }

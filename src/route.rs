@@ -94,6 +94,9 @@ pub struct Route {
     /// The pool of backends WebSocket requests go to, when the route names one (`pool =`);
     /// `None`: the route's one `upstream`.
     pub pool: Option<std::sync::Arc<crate::pool::Pool>>,
+    /// `send_proxy_protocol = "v2"`: each upstream connection starts with a PROXY v2 header
+    /// carrying the client's address, before its TLS handshake and upgrade request.
+    pub send_proxy_protocol: bool,
 }
 
 impl Route {
@@ -117,6 +120,7 @@ impl Route {
             relay: defaults::relay_options(),
             auth: None,
             pool: None,
+            send_proxy_protocol: false,
         }
     }
 

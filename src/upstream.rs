@@ -89,7 +89,7 @@ pub async fn connect_to(
     request: &ClientRequest,
     limits: &Limits,
 ) -> Result<UpstreamConnection, Refusal> {
-    let mut stream = open(route, upstream).await?;
+    let mut stream = open(route, upstream, request).await?;
     let upgrade = upgrade_request(route, &upstream.uri, request)?;
     let mut out = Vec::new();
     upgrade.encode(&mut out);
@@ -146,8 +146,14 @@ pub async fn connect_to(
 }
 
 /// Opens TCP, and TLS for `wss://`, within the route's connect timeout.
-async fn open(route: &Route, upstream: &Upstream) -> Result<Stream, Refusal> {
-    open_with(upstream, route.connect_timeout).await
+/// With the route's `send_proxy_protocol`, a PROXY v2 header for the client goes first.
+async fn open(
+    route: &Route,
+    upstream: &Upstream,
+    request: &ClientRequest,
+) -> Result<Stream, Refusal> {
+    let proxy = route.send_proxy_protocol.then_some(&request.peer);
+    open_sending(upstream, route.connect_timeout, proxy).await
 }
 
 /// Opens TCP, and TLS for `wss://`, within `connect_timeout` (also used by health checks).
@@ -155,16 +161,34 @@ pub(crate) async fn open_with(
     upstream: &Upstream,
     connect_timeout: std::time::Duration,
 ) -> Result<Stream, Refusal> {
+    open_sending(upstream, connect_timeout, None).await
+}
+
+/// [`open_with`], writing a PROXY v2 header for `proxy` (the client) right after TCP connects.
+async fn open_sending(
+    upstream: &Upstream,
+    connect_timeout: std::time::Duration,
+    proxy: Option<&crate::request::Peer>,
+) -> Result<Stream, Refusal> {
     let uri = &upstream.uri;
     let deadline = Deadline::now() + connect_timeout;
     let timed_out = || Refusal::ConnectTimeout(uri.authority(), connect_timeout);
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
-    let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect((host, uri.port))).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(Refusal::Connect(uri.authority(), e)),
-        Err(_) => return Err(timed_out()),
-    };
+    let mut tcp =
+        match tokio::time::timeout_at(deadline, TcpStream::connect((host, uri.port))).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(Refusal::Connect(uri.authority(), e)),
+            Err(_) => return Err(timed_out()),
+        };
     let _ = tcp.set_nodelay(true);
+    if let Some(peer) = proxy {
+        let sending = crate::proxy_protocol::send_v2(&mut tcp, peer.addr, peer.local);
+        match tokio::time::timeout_at(deadline, sending).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Refusal::Connect(uri.authority(), e)),
+            Err(_) => return Err(timed_out()),
+        }
+    }
     let Some(tls) = &upstream.tls else {
         return Ok(Stream::Plain(tcp));
     };

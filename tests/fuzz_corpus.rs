@@ -10,6 +10,8 @@ mod codec;
 mod edge;
 #[path = "../fuzz/src/handshake.rs"]
 mod handshake;
+#[path = "../fuzz/src/proxy.rs"]
+mod proxy;
 #[path = "../fuzz/src/relay.rs"]
 mod relay;
 
@@ -391,4 +393,55 @@ fn request_target_corpus() {
 fn host_corpus() {
     replay_corpus("host", edge::host);
     replay_random("host", edge::host, shaped_host);
+}
+
+/// A PROXY header, v1 or v2, with random addresses, sometimes a TLV, sometimes a few bytes
+/// changed or cut, and what follows it on the connection.
+fn shaped_proxy_header(rng: &mut Rng) -> Vec<u8> {
+    let mut out = if rng.below(2) == 0 {
+        let [a, b, c, d] = [rng.byte(), rng.byte(), rng.byte(), rng.byte()];
+        let family = *rng.pick(&["TCP4", "TCP6", "UNKNOWN", "TCP5"]);
+        let (src, dst) = match family {
+            "TCP6" => (format!("2001:db8::{a:x}"), format!("::ffff:{b}.{c}.{d}.1")),
+            _ => (format!("{a}.{b}.{c}.{d}"), format!("{d}.{c}.{b}.{a}")),
+        };
+        let ports = [rng.next_u64() % 70_000, rng.next_u64() % 70_000];
+        format!("PROXY {family} {src} {dst} {} {}\r\n", ports[0], ports[1]).into_bytes()
+    } else {
+        let mut out = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+        let command = *rng.pick(&[0x20u8, 0x21, 0x22, 0x11]);
+        let family = *rng.pick(&[0x00u8, 0x11, 0x21, 0x31, 0x12, 0x41]);
+        let addresses = match family >> 4 {
+            1 => 12,
+            2 => 36,
+            3 => 216,
+            _ => rng.below(8),
+        };
+        let mut body = rng.bytes(addresses);
+        if rng.below(3) == 0 {
+            let len = rng.below(6);
+            let value = rng.bytes(len);
+            body.extend_from_slice(&[rng.byte(), 0, value.len() as u8]);
+            body.extend_from_slice(&value);
+        }
+        out.extend_from_slice(&[command, family]);
+        out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    };
+    for _ in 0..rng.below(3) {
+        let at = rng.below(out.len());
+        out[at] = rng.byte();
+    }
+    if rng.below(4) == 0 {
+        out.truncate(rng.below(out.len() + 1));
+    }
+    out.extend_from_slice(b"GET / HTTP/1.1\r\n");
+    out
+}
+
+#[test]
+fn proxy_header_corpus() {
+    replay_corpus("proxy_header", proxy::proxy_header);
+    replay_random("proxy_header", proxy::proxy_header, shaped_proxy_header);
 }

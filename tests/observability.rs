@@ -103,19 +103,7 @@ fn prometheus_tools() -> Result<(PathBuf, PathBuf), String> {
 }
 
 fn install_prometheus() -> Result<(PathBuf, PathBuf), String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-prometheus.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {script}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "install-prometheus.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let paths = String::from_utf8_lossy(&out.stdout);
+    let paths = run_install_script("install-prometheus.sh")?;
     let mut lines = paths.lines().map(PathBuf::from);
     match (lines.next(), lines.next()) {
         (Some(promtool), Some(prometheus)) => Ok((promtool, prometheus)),

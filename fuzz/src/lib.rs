@@ -4,4 +4,5 @@
 pub mod codec;
 pub mod edge;
 pub mod handshake;
+pub mod proxy;
 pub mod relay;

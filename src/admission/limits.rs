@@ -35,6 +35,12 @@ pub struct AdmissionLimits {
     pub listeners: Vec<Option<usize>>,
     /// Per route (in configuration order): its open tunnels, counted from routing on (503).
     pub routes: Vec<Option<usize>>,
+    /// Per listener: true where clients' addresses arrive in a PROXY header. Their
+    /// per-address limits are checked once it is read ([`Permit::admit_address`]), not at
+    /// accept, where the address is the balancer's.
+    ///
+    /// [`Permit::admit_address`]: super::Permit::admit_address
+    pub proxied_listeners: Vec<bool>,
 }
 
 impl Default for AdmissionLimits {
@@ -50,6 +56,7 @@ impl Default for AdmissionLimits {
             reserved_descriptors: RESERVED_DESCRIPTORS,
             listeners: Vec::new(),
             routes: Vec::new(),
+            proxied_listeners: Vec::new(),
         }
     }
 }

@@ -129,6 +129,9 @@ pub struct Admission {
     routes: Box<[Slot]>,
     /// Present when a per-address limit is set.
     addresses: Option<(Mutex<AddressTable>, Option<u64>)>,
+    /// Per listener: its clients' addresses come in a PROXY header, so per-address limits
+    /// wait for [`Permit::admit_address`].
+    proxied: Box<[bool]>,
     /// Refused connections whose answer is being written, and the most at once (beyond it
     /// they are closed without one, so refusals cannot use up the descriptors they protect).
     turning_away: AtomicUsize,
@@ -173,6 +176,7 @@ impl Admission {
             listeners: limits.listeners.iter().map(|&m| Slot::new(m)).collect(),
             routes: limits.routes.iter().map(|&m| Slot::new(m)).collect(),
             addresses,
+            proxied: limits.proxied_listeners.clone().into_boxed_slice(),
             turning_away: AtomicUsize::new(0),
             max_turning_away: (limits.reserved_descriptors / 2).max(1),
         }
@@ -224,27 +228,36 @@ impl Admission {
             return Err(self.reject(RejectionReason::Handshakes(max)));
         }
         permit.handshaking = AtomicBool::new(true);
-        if let Some((table, rate)) = &self.addresses {
-            let addr = addr.to_canonical();
-            let opened = match table.lock() {
-                Ok(mut table) => table.open(addr, Instant::now()),
-                Err(poisoned) => poisoned.into_inner().open(addr, Instant::now()),
-            };
-            match opened {
-                Ok(()) => permit.addr = Some(addr),
-                Err(AddressRefusal::TooManyOpen) => {
-                    let max = table_max(table);
-                    return Err(self.reject(RejectionReason::AddressConnections(max)));
-                }
-                Err(AddressRefusal::TooFast(wait)) => {
-                    let mut rejection =
-                        self.reject(RejectionReason::AddressRate(rate.unwrap_or(0)));
-                    rejection.retry_after = rejection.retry_after.max(wait);
-                    return Err(rejection);
-                }
-            }
+        // Behind a PROXY protocol balancer the address is known once the header is read.
+        if !self.proxied.get(listener).copied().unwrap_or(false) {
+            permit.addr = self.open_address(addr)?;
         }
         Ok(permit)
+    }
+
+    /// Counts a connection from `addr` under the per-address limits (open connections and
+    /// rate), or refuses it (429); `None` when there are no per-address limits.
+    fn open_address(&self, addr: IpAddr) -> Result<Option<IpAddr>, Rejection> {
+        let Some((table, rate)) = &self.addresses else {
+            return Ok(None);
+        };
+        let addr = addr.to_canonical();
+        let opened = match table.lock() {
+            Ok(mut table) => table.open(addr, Instant::now()),
+            Err(poisoned) => poisoned.into_inner().open(addr, Instant::now()),
+        };
+        match opened {
+            Ok(()) => Ok(Some(addr)),
+            Err(AddressRefusal::TooManyOpen) => {
+                let max = table_max(table);
+                Err(self.reject(RejectionReason::AddressConnections(max)))
+            }
+            Err(AddressRefusal::TooFast(wait)) => {
+                let mut rejection = self.reject(RejectionReason::AddressRate(rate.unwrap_or(0)));
+                rejection.retry_after = rejection.retry_after.max(wait);
+                Err(rejection)
+            }
+        }
     }
 
     /// Admits a connection the gateway just accepted, or answers it at once and returns
@@ -294,7 +307,7 @@ fn table_max(table: &Mutex<AddressTable>) -> usize {
 }
 
 /// Reads the refused client's request (bounded in time and size), answers it and closes.
-async fn turn_away(mut stream: TcpStream, rejection: &Rejection) {
+pub(crate) async fn turn_away(mut stream: TcpStream, rejection: &Rejection) {
     let mut chunk = [0u8; 2048];
     let mut seen = 0usize;
     let mut tail = [0u8; 4];
@@ -368,6 +381,16 @@ impl Permit {
         Ok(())
     }
 
+    /// Counts the connection under the per-address limits as coming from `addr`, the client
+    /// address a PROXY header carried (on listeners whose addresses are counted then, not at
+    /// accept); refused (429) when that address is over its limits. Once per permit.
+    pub fn admit_address(&mut self, addr: IpAddr) -> Result<(), Rejection> {
+        if self.addr.is_none() {
+            self.addr = self.admission.open_address(addr)?;
+        }
+        Ok(())
+    }
+
     fn end_handshake(&self) {
         if self.handshaking.swap(false, Ordering::AcqRel) {
             give(&self.admission.handshakes);
@@ -432,6 +455,32 @@ mod tests {
         assert_eq!(admission.connections(), 0);
         assert_eq!(admission.routes[0].open.load(Ordering::Relaxed), 0);
         assert_eq!(admission.handshakes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn behind_a_proxy_protocol_listener_addresses_are_counted_from_the_header() {
+        let limits = AdmissionLimits {
+            per_address_connections: Some(1),
+            listeners: vec![None, None],
+            proxied_listeners: vec![false, true],
+            ..limits()
+        };
+        let admission = Arc::new(Admission::new(&limits));
+        // Accepts from the balancer's one address are not counted against it ...
+        let mut first = admission.admit(1, A).unwrap();
+        let mut second = admission.admit(1, A).unwrap();
+        // ... the clients' carried addresses are, and refused over their limit (429).
+        let client: IpAddr = [192, 0, 2, 7].into();
+        first.admit_address(client).unwrap();
+        let refused = second.admit_address(client).unwrap_err();
+        assert_eq!(refused.status(), 429);
+        second.admit_address([192, 0, 2, 8].into()).unwrap();
+        drop(first);
+        let mut third = admission.admit(1, A).unwrap();
+        third.admit_address(client).unwrap();
+        // A listener without the PROXY protocol counts at accept, as before.
+        let _direct = admission.admit(0, A).unwrap();
+        assert!(admission.admit(0, A).is_err());
     }
 
     #[test]

@@ -268,6 +268,7 @@ impl Loader<'_> {
         };
         let (connect_timeout, upgrade_timeout, relay) = self.tuning(&r.tuning().or(fallback));
         let auth = self.route_auth(r.auth.as_ref());
+        let send_proxy_protocol = self.send_proxy_protocol(r.send_proxy_protocol.as_ref());
         if self.report.count() > before {
             return None;
         }
@@ -297,6 +298,7 @@ impl Loader<'_> {
             relay,
             auth,
             pool,
+            send_proxy_protocol,
         })
     }
 
@@ -551,5 +553,6 @@ mod limits;
 mod listener;
 mod observability;
 pub(super) mod pool;
+mod proxy_protocol;
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,9 @@ pub struct ListenerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// What the listener does with a request before routing it.
     pub edge: EdgePolicy,
+    /// `proxy_protocol = true`: the peers that must start with a PROXY header (and the only
+    /// ones accepted); `None`: no PROXY protocol on this listener.
+    pub proxy_protocol: Option<crate::proxy_protocol::AcceptProxy>,
 }
 
 /// What a listener does with a request before routing: the canonical form of its path, whether
@@ -115,6 +118,7 @@ impl GatewayConfig {
                 address: listen,
                 tls: None,
                 edge: EdgePolicy::default(),
+                proxy_protocol: None,
             }],
             routes: vec![Route::catch_all(upstream)],
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,

@@ -132,6 +132,7 @@ with_tuning_keys! {
         max_tunnels: Option<Spanned<u64>>,
         auth: Option<Spanned<String>>,
         pool: Option<Spanned<String>>,
+        send_proxy_protocol: Option<Spanned<String>>,
     }
 }
 
@@ -151,6 +152,8 @@ pub(super) struct ListenerSection {
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<u64>>,
+    pub(super) proxy_protocol: Option<Spanned<bool>>,
+    pub(super) proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[listeners.tls]`.

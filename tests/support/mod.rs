@@ -591,3 +591,21 @@ pub async fn embedded(
     });
     (addr, rx)
 }
+
+/// Runs one of the project's install scripts (`scripts/NAME`) and returns what it printed on
+/// stdout (the installed tools' paths), or why it failed: the caller prints `SKIPPED` with it.
+pub fn run_install_script(name: &str) -> Result<String, String> {
+    let script = format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -32,6 +32,16 @@ impl Loader<'_> {
                 .iter()
                 .map(|s| cap(s.get_ref().max_tunnels.as_ref()))
                 .collect(),
+            proxied_listeners: document
+                .listeners
+                .iter()
+                .map(|s| {
+                    s.get_ref()
+                        .proxy_protocol
+                        .as_ref()
+                        .is_some_and(|p| *p.get_ref())
+                })
+                .collect(),
             ..AdmissionLimits::default()
         };
         // Absent: derived from the descriptor limit at start; 0: no cap at all.

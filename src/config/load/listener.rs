@@ -1,5 +1,5 @@
 //! Loading `[[listeners]]`: the address, TLS (certificates chosen by SNI) and the edge policy
-//! (canonical paths, the SNI check, trusted proxies).
+//! (canonical paths, the SNI check, trusted proxies) and the PROXY protocol.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -74,10 +74,12 @@ impl Loader<'_> {
             }
         };
         let edge = self.edge(l);
+        let proxy_protocol = self.proxy_protocol(l, &edge);
         Some(ListenerConfig {
             address: address?,
             tls,
             edge,
+            proxy_protocol,
         })
     }
 
@@ -101,21 +103,28 @@ impl Loader<'_> {
         if let Some(check) = l.sni_host_check {
             edge.sni_host_check = check;
         }
-        for cidr in &l.trusted_proxies {
+        edge.trusted_proxies = self.networks(&l.trusted_proxies, "trusted proxy");
+        edge
+    }
+
+    /// Addresses and CIDR networks (a bare address is a network of one); each bad one is
+    /// reported as an invalid `what`.
+    pub(super) fn networks(&mut self, list: &[Spanned<String>], what: &str) -> Vec<IpNet> {
+        let mut networks = Vec::new();
+        for cidr in list {
             let text = cidr.get_ref().trim();
-            // A bare address is a network of one.
             let parsed = text
                 .parse::<IpNet>()
                 .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
             match parsed {
-                Ok(net) => edge.trusted_proxies.push(net.trunc()),
+                Ok(net) => networks.push(net.trunc()),
                 Err(_) => self.report.at(
                     cidr,
-                    &format!("invalid trusted proxy {text:?}"),
+                    &format!("invalid {what} {text:?}"),
                     "an address or a CIDR network: \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"",
                 ),
             }
         }
-        edge
+        networks
     }
 }
