@@ -273,6 +273,8 @@ pub struct Pipeline<'a> {
     pub admission: Option<&'a Permit>,
     /// Where handshakes are counted and timed; `None`: nowhere.
     pub metrics: Option<&'a Metrics>,
+    /// How plain-HTTP exchanges (`http = true` routes) are logged.
+    pub access_log: crate::access_log::AccessLogConfig,
 }
 
 impl<'a> Pipeline<'a> {
@@ -285,6 +287,7 @@ impl<'a> Pipeline<'a> {
             edge: &config.listeners[listener].edge,
             admission: None,
             metrics: None,
+            access_log: config.access_log,
         }
     }
 
@@ -339,6 +342,10 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
+        if crate::http::wants(self.routes, &head, &authority) {
+            // Plain HTTP on an `http = true` route: hyper serves the rest of the connection.
+            return Err(Box::pin(crate::http::serve(*self, client, buf, peer)).await);
+        }
         let target = head.target.clone();
         let (index, route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,

@@ -94,6 +94,9 @@ pub struct Route {
     /// The pool of backends WebSocket requests go to, when the route names one (`pool =`);
     /// `None`: the route's one `upstream`.
     pub pool: Option<std::sync::Arc<crate::pool::Pool>>,
+    /// Plain HTTP pass-through (`http = true`): its limits, timeouts and upstream clients;
+    /// `None`: non-upgrade requests get 426.
+    pub http: Option<Arc<crate::http::HttpRoute>>,
 }
 
 impl Route {
@@ -117,6 +120,7 @@ impl Route {
             relay: defaults::relay_options(),
             auth: None,
             pool: None,
+            http: None,
         }
     }
 

@@ -268,6 +268,13 @@ impl Loader<'_> {
         };
         let (connect_timeout, upgrade_timeout, relay) = self.tuning(&r.tuning().or(fallback));
         let auth = self.route_auth(r.auth.as_ref());
+        let http = self.route_http(
+            &r,
+            fallback,
+            upstream.as_ref(),
+            pool.as_deref(),
+            connect_timeout,
+        );
         if self.report.count() > before {
             return None;
         }
@@ -297,6 +304,7 @@ impl Loader<'_> {
             relay,
             auth,
             pool,
+            http,
         })
     }
 
@@ -547,6 +555,7 @@ fn template_references(template: &str) -> Vec<&str> {
 }
 
 mod auth;
+mod http;
 mod limits;
 mod listener;
 mod observability;
