@@ -342,10 +342,24 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
-        if crate::http::wants(self.routes, &head, &authority) {
-            // Plain HTTP on an `http = true` route: hyper serves the rest of the connection.
-            return Err(Box::pin(crate::http::serve(*self, client, buf, peer)).await);
-        }
+        // Plain HTTP on an `http = true` route: served until the connection ends, or until an
+        // upgrade arrives on it, which continues here as any upgrade.
+        let (mut client, buf, head, consumed, authority) =
+            if crate::http::wants(self.routes, &head, &authority) {
+                let serving = crate::http::serve(*self, client, buf, peer.clone());
+                match Box::pin(serving).await {
+                    crate::http::Handoff::Ended(e) => return Err(e),
+                    crate::http::Handoff::Upgrade {
+                        client,
+                        read,
+                        head,
+                        consumed,
+                        authority,
+                    } => (client, read, head, consumed, authority),
+                }
+            } else {
+                (client, buf, head, consumed, authority)
+            };
         let target = head.target.clone();
         let (index, route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,

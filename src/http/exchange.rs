@@ -1,7 +1,6 @@
-//! One connection handed to hyper's HTTP/1 server ([`serve`]), and each of its requests taken
-//! through the pipeline's stages to its backend and back ([`Served::exchange`]).
+//! One plain-HTTP request taken through the pipeline's stages to its backend and back
+//! ([`Exchanges::exchange`]).
 
-use std::convert::Infallible;
 use std::error::Error as StdError;
 
 use bytes::Bytes;
@@ -9,10 +8,6 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use wsrelay_handshake::{
     forward_request_headers, is_hop_by_hop, write_error_response, Authority, ForwardContext,
@@ -21,7 +16,6 @@ use wsrelay_handshake::{
 
 use super::body::{Fault, RequestBody, Tracked};
 use super::log::{self, Exchange};
-use super::rewind::Rewind;
 use super::{HttpRoute, ResponseBody};
 use crate::access_log::loggable_target;
 use crate::pipeline::Pipeline;
@@ -29,56 +23,13 @@ use crate::pool::Policy;
 use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
-use crate::Error;
-
-/// True when the connection's first request goes to plain HTTP: it is not an upgrade attempt,
-/// and the route it matches has `http = true`.
-pub(crate) fn wants(routes: &[Route], head: &RequestHead, authority: &Authority) -> bool {
-    !head.is_upgrade_attempt()
-        && routes
-            .iter()
-            .find(|r| r.matches(Some(&authority.host), head.path()))
-            .is_some_and(|r| r.http.is_some())
-}
-
-/// Serves the rest of a client connection as HTTP/1.1 with hyper's server: `read` holds the
-/// bytes already read (the first head and whatever followed it), given to hyper first.
-/// Returns when the connection ends ([`Error::HttpServed`], or [`Error::Io`]).
-pub(crate) async fn serve<S>(pipeline: Pipeline<'_>, client: S, read: Vec<u8>, peer: Peer) -> Error
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let served = Served { pipeline, peer };
-    let served = &served;
-    let service =
-        service_fn(
-            move |request| async move { Ok::<_, Infallible>(served.exchange(request).await) },
-        );
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        // The time a keep-alive connection has for its next head, as for the first.
-        .header_read_timeout(pipeline.handshake_timeout)
-        .max_buf_size(pipeline.limits.max_header_bytes.max(8192))
-        .max_headers(pipeline.limits.max_headers);
-    let io = TokioIo::new(Rewind::new(read, client));
-    match builder.serve_connection(io, service).await {
-        Ok(()) => Error::HttpServed,
-        Err(e) => {
-            tracing::debug!(peer = %served.peer.addr, error = %e, "plain HTTP connection ended");
-            if e.is_parse() || e.is_parse_status() || e.is_timeout() {
-                Error::HttpServed
-            } else {
-                Error::Io(std::io::Error::other(e))
-            }
-        }
-    }
-}
 
 /// A connection being served: the pipeline's settings and who the client is.
-struct Served<'a> {
-    pipeline: Pipeline<'a>,
-    peer: Peer,
+pub(crate) struct Exchanges<'a> {
+    pub(crate) pipeline: Pipeline<'a>,
+    pub(crate) peer: Peer,
+    /// Set when a refusal ends the connection after its answer.
+    pub(crate) closing: std::sync::atomic::AtomicBool,
 }
 
 /// A request that went no further, and the answer it gets.
@@ -121,9 +72,9 @@ impl Refused {
     }
 }
 
-impl Served<'_> {
+impl Exchanges<'_> {
     /// One request: through the stages, to the backend, and its response (or a refusal).
-    async fn exchange(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(crate) async fn exchange(&self, request: Request<Incoming>) -> Response<ResponseBody> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
         let method = parts.method.as_str().to_owned();
@@ -146,6 +97,10 @@ impl Served<'_> {
                     logged,
                 );
                 crate::metrics::count_refusal(&refused.route, refused.status);
+                if refused.close {
+                    self.closing
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 answer(&refused)
             }
         }

@@ -18,6 +18,7 @@
 //! into a tunnel.
 
 mod body;
+mod connection;
 mod connector;
 mod exchange;
 mod log;
@@ -31,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::upstream::Upstream;
 
-pub(crate) use exchange::{serve, wants};
+pub(crate) use connection::{serve, wants, Handoff};
 
 /// Idle upstream connections are kept this long for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);

@@ -21,6 +21,15 @@ impl<S> Rewind<S> {
     }
 }
 
+impl<S> Rewind<S> {
+    /// The bytes of `pre` not read yet, and the stream.
+    pub(crate) fn into_parts(self) -> (Vec<u8>, S) {
+        let mut pre = self.pre;
+        pre.drain(..self.at);
+        (pre, self.inner)
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
