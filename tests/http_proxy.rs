@@ -206,6 +206,8 @@ fn gateway(up: SocketAddr, dead: SocketAddr) -> Binary {
             r#"
 [server]
 workers = 1
+[admin]
+address = "127.0.0.1:0"
 [[listeners]]
 address = "127.0.0.1:0"
 [defaults]
@@ -328,6 +330,29 @@ async fn keep_alive_on_both_sides_and_headers_as_for_upgrades() {
     // A route without http = true keeps answering plain requests with 426.
     let answer = raw(gw.addr(), b"GET /wsonly HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    // The exchanges in the metrics: six 200s on the main route, and their bytes.
+    let admin = gw.admin.expect("the admin listener");
+    let metrics = raw(
+        admin,
+        b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let requests = metrics
+        .lines()
+        .find(|l| l.starts_with("wsrelay_http_requests_total{") && l.contains("route=\"main\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(requests.contains("status=\"200\""), "{requests}");
+    assert!(requests.ends_with(" 6"), "{requests}");
+    let sent = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("wsrelay_http_body_bytes_total{")
+                && l.contains("route=\"main\"")
+                && l.contains("direction=\"response\"")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(!sent.ends_with(" 0"), "{sent}");
+    eprintln!("{requests}\n{sent}");
 }
 
 #[tokio::test]
@@ -496,6 +521,40 @@ async fn upstream_timeouts_are_504_and_an_unreachable_upstream_is_502() {
     assert_eq!(response.status(), 502);
     let body = text_of(response).await;
     assert!(!body.contains("127.0.0.1"), "{body}");
+    // An upstream that takes the TCP connection and never answers TLS: the connect timeout
+    // (TLS included) runs out, 504.
+    let stall = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stalled = stall.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = stall.accept().await {
+            held.push(tcp);
+        }
+    });
+    let cfg = format!(
+        r#"
+[server]
+workers = 1
+[[listeners]]
+address = "127.0.0.1:0"
+[[routes]]
+path_prefix = "/"
+websocket = false
+http = true
+http_upstream = "https://{stalled}"
+connect_timeout = "300ms"
+"#
+    );
+    let gw = Binary::with_config(&cfg, 1);
+    let started = std::time::Instant::now();
+    let answer = raw(
+        gw.addr(),
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 504 "), "{answer}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "504 after {took:?}");
 }
 
 #[tokio::test]

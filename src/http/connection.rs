@@ -162,7 +162,6 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Handoff<S> {
     let config = &exchanges.pipeline.access_log;
     super::log::refused(config, exchanges.peer.addr, route, "-", "-", status, reason);
-    crate::metrics::count_refusal(route, status);
     let _ = client.write_all(response).await;
     linger(client).await;
     Handoff::Ended(Error::HttpServed)

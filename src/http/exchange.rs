@@ -96,7 +96,6 @@ impl Exchanges<'_> {
                     refused.status,
                     logged,
                 );
-                crate::metrics::count_refusal(&refused.route, refused.status);
                 if refused.close {
                     self.closing
                         .store(true, std::sync::atomic::Ordering::Relaxed);

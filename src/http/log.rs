@@ -32,10 +32,12 @@ pub(crate) struct Exchange {
 
 impl Exchange {
     /// The exchange ended: `sent` response body bytes reached the client, all of them if
-    /// `complete`.
+    /// `complete`. Its line is written and it is counted in the metrics.
     pub(crate) fn finished(&mut self, sent: u64, complete: bool) {
         let received = self.request.bytes.load(Ordering::Relaxed);
-        let duration_ms = self.started.elapsed().as_millis() as u64;
+        let took = self.started.elapsed();
+        crate::metrics::count_http(&self.route, self.status, took, received, sent);
+        let duration_ms = took.as_millis() as u64;
         let end = if complete { "complete" } else { "aborted" };
         match self.config.format {
             LogFormat::Text => tracing::info!(
@@ -69,7 +71,8 @@ impl Exchange {
     }
 }
 
-/// A refused plain-HTTP request's line (the refusal answered by the gateway itself).
+/// A refused plain-HTTP request's line (the refusal answered by the gateway itself), and its
+/// count in the metrics.
 pub(crate) fn refused(
     config: &AccessLogConfig,
     client: SocketAddr,
@@ -79,6 +82,7 @@ pub(crate) fn refused(
     status: u16,
     reason: &str,
 ) {
+    crate::metrics::count_http(route, status, std::time::Duration::ZERO, 0, 0);
     let target = loggable_target(target, config.query_values);
     match config.format {
         LogFormat::Text => tracing::info!(
