@@ -19,7 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use wsrelay_handshake::{write_error_response, Authority, RequestHead};
 
@@ -133,10 +133,7 @@ where
                 .unwrap_or(0);
             Some((consumed as u64).saturating_add(length))
         };
-        let io = Metered {
-            inner: Rewind::new(std::mem::take(&mut read), client),
-            left: allowance,
-        };
+        let io = Rewind::new(std::mem::take(&mut read), client).limit(allowance);
         match one_message(&exchanges, io).await {
             Ok((back, rest)) => {
                 client = back;
@@ -232,10 +229,7 @@ fn wants_close(head: &RequestHead) -> bool {
 
 /// One message through hyper's server: its response written, the connection handed back with
 /// the bytes hyper read beyond the message (when it could).
-async fn one_message<S>(
-    exchanges: &Exchanges<'_>,
-    io: Metered<Rewind<S>>,
-) -> Result<(S, Vec<u8>), Error>
+async fn one_message<S>(exchanges: &Exchanges<'_>, io: Rewind<S>) -> Result<(S, Vec<u8>), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -285,7 +279,7 @@ where
         );
     }
     let parts = connection.into_parts();
-    let (rest, client) = parts.io.into_inner().inner.into_parts();
+    let (rest, client) = parts.io.into_inner().into_parts();
     let mut read = parts.read_buf.to_vec();
     read.extend_from_slice(&rest);
     Ok((client, read))
@@ -320,72 +314,5 @@ impl Body for Signalled {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// A stream that gives at most `left` more bytes (then waits), so hyper reads one message and
-/// not the head behind it; `None`: no limit.
-struct Metered<S> {
-    inner: S,
-    left: Option<u64>,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Metered<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let Some(left) = this.left else {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        };
-        if left == 0 {
-            // The message is all read; the loop ends hyper's turn once its answer is out.
-            return Poll::Pending;
-        }
-        let want = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(buf.remaining());
-        let n = {
-            let mut part = ReadBuf::new(buf.initialize_unfilled_to(want));
-            match Pin::new(&mut this.inner).poll_read(cx, &mut part) {
-                Poll::Ready(Ok(())) => part.filled().len(),
-                other => return other,
-            }
-        };
-        buf.advance(n);
-        this.left = Some(left - n as u64);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

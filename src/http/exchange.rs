@@ -10,8 +10,8 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 use wsrelay_handshake::{
-    forward_request_headers, is_hop_by_hop, write_error_response, Authority, ForwardContext,
-    Header, RequestHead, WebSocketRequest,
+    forward_request_headers, is_hop_by_hop, write_error_response, Authority, Header, RequestHead,
+    WebSocketRequest,
 };
 
 use super::body::{Fault, RequestBody, Tracked};
@@ -386,13 +386,7 @@ fn build(
     let target: http::Uri = format!("{scheme}://{}{path}", uri.authority())
         .parse()
         .map_err(|e| format!("upstream URI: {e}"))?;
-    let context = ForwardContext {
-        client_ip: request.peer.addr.ip(),
-        secure: request.peer.secure,
-        trusted: request.peer.trusted,
-        forwarded: route.forwarded_header,
-        host: head.host(),
-    };
+    let context = crate::upstream::forward_context(route, request);
     let mut builder = Request::builder()
         .method(parts.method.clone())
         .uri(target)
