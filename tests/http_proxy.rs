@@ -25,6 +25,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 const MIB: u64 = 1024 * 1024;
 
+/// The start of every gateway configuration here: one worker, one listener.
+const SERVER: &str = "[server]\nworkers = 1\n[[listeners]]\naddress = \"127.0.0.1:0\"\n";
+
 /// Frames of generated bodies are 64 KiB slices of one block of pseudo-random bytes, each
 /// starting at another offset: no repeating short pattern, and no per-byte work per frame.
 const FRAME: u64 = 64 * 1024;
@@ -204,11 +207,7 @@ fn gateway(up: SocketAddr, dead: SocketAddr) -> Binary {
     Binary::with_config(
         &format!(
             r#"
-[server]
-workers = 1
-[admin]
-address = "127.0.0.1:0"
-[[listeners]]
+{SERVER}[admin]
 address = "127.0.0.1:0"
 [defaults]
 connect_timeout = "1s"
@@ -270,16 +269,18 @@ async fn text_of(response: Response<Incoming>) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
+/// Everything `reader` gives until the gateway closes (10 s at most), as text.
+async fn until_closed(mut reader: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Sends raw bytes on a fresh connection and reads everything until the gateway closes.
 async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(bytes).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out))
-        .await
-        .expect("the gateway closes the connection")
-        .ok();
-    String::from_utf8_lossy(&out).into_owned()
+    until_closed(tcp).await
 }
 
 #[tokio::test]
@@ -442,7 +443,7 @@ async fn expect_100_continue_is_answered_and_the_body_follows() {
 /// Posts `len` bytes to `path` (chunked, or with a Content-Length) on a fresh connection while
 /// reading the answer; the gateway may answer and close before the body is all sent.
 async fn post_raw(addr: SocketAddr, path: &str, len: usize, chunked: bool) -> String {
-    let (mut rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
+    let (rd, mut wr) = TcpStream::connect(addr).await.unwrap().into_split();
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
     } else {
@@ -469,10 +470,9 @@ async fn post_raw(addr: SocketAddr, path: &str, len: usize, chunked: bool) -> St
         }
         Ok::<_, std::io::Error>(wr)
     });
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut out)).await;
+    let answer = until_closed(rd).await;
     writer.abort();
-    String::from_utf8_lossy(&out).into_owned()
+    answer
 }
 
 #[tokio::test]
@@ -533,11 +533,7 @@ async fn upstream_timeouts_are_504_and_an_unreachable_upstream_is_502() {
     });
     let cfg = format!(
         r#"
-[server]
-workers = 1
-[[listeners]]
-address = "127.0.0.1:0"
-[[routes]]
+{SERVER}[[routes]]
 path_prefix = "/"
 websocket = false
 http = true
@@ -639,11 +635,7 @@ async fn an_upgrade_after_plain_requests_on_one_connection_becomes_a_tunnel() {
     let gw = Binary::with_config(
         &format!(
             r#"
-[server]
-workers = 1
-[[listeners]]
-address = "127.0.0.1:0"
-[[routes]]
+{SERVER}[[routes]]
 name = "chat"
 path_prefix = "/chat"
 upstream = "ws://{}"
@@ -677,15 +669,7 @@ http = true
     tcp.write_all(upgrade_request("/chat", "a", "").as_bytes())
         .await
         .unwrap();
-    let (head, _) = {
-        let mut out = Vec::new();
-        let mut byte = [0u8; 1];
-        while !out.ends_with(b"\r\n\r\n") {
-            assert_eq!(tcp.read(&mut byte).await.unwrap(), 1);
-            out.push(byte[0]);
-        }
-        (String::from_utf8_lossy(&out).into_owned(), ())
-    };
+    let head = response(&mut tcp).await;
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     let mut peer = RawPeer::client(tcp);
     peer.send(wsrelay::codec::OpCode::Text, true, b"after plain HTTP")
