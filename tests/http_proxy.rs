@@ -679,3 +679,109 @@ http = true
     assert_eq!(payload, b"after plain HTTP");
     assert_eq!(up.requests.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn auth_and_origin_apply_to_plain_requests_as_to_upgrades() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    const SECRET: &str = "a-test-secret-of-more-than-thirty-two-bytes";
+    let up = upstream().await;
+    let secret = write_temp("http-auth.secret", SECRET);
+    let gw = Binary::with_config(
+        &format!(
+            r#"
+{SERVER}[auth.users]
+algorithms = ["HS256"]
+secret_file = "{}"
+forward_claims = {{ sub = "X-User" }}
+[[routes]]
+path_prefix = "/"
+upstream = "ws://{}"
+http = true
+auth = "users"
+allowed_origins = ["https://app.example"]
+"#,
+            secret.display(),
+            up.addr
+        ),
+        1,
+    );
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = encode(
+        &Header::new(Algorithm::HS256),
+        &serde_json::json!({"sub": "ada", "exp": exp}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let mut sender = client(gw.addr()).await;
+    // No token: 401, and the connection goes on.
+    let response = sender.send_request(get("/headers")).await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().contains_key("www-authenticate"));
+    text_of(response).await;
+    // A valid token: through, its claim forwarded, the token itself too (Authorization is an
+    // end-to-end header).
+    let request = Request::get("/headers")
+        .header("Host", "app.test")
+        .header("Authorization", format!("Bearer {token}"))
+        .header("X-User", "mallory")
+        .body(Reply::Left(Full::new(Bytes::new())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = text_of(response).await;
+    assert!(headers.contains("x-user: ada\n"), "{headers}");
+    assert!(!headers.contains("mallory"), "{headers}");
+    // A listed Origin passes; another is 403 before the upstream hears of it.
+    for (origin, status) in [("https://app.example", 200), ("https://evil.example", 403)] {
+        let request = Request::post("/upload")
+            .header("Host", "app.test")
+            .header("Origin", origin)
+            .header("Authorization", format!("Bearer {token}"))
+            .body(Reply::Left(Full::new(Bytes::from_static(b"x"))))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), status, "{origin}");
+        text_of(response).await;
+    }
+    assert_eq!(up.requests.load(Ordering::SeqCst), 2);
+    // The refused request's body was not read: that connection is closed, a new one serves.
+    assert!(sender.send_request(get("/headers")).await.is_err());
+    let mut sender = client(gw.addr()).await;
+    let request = Request::get("/headers")
+        .header("Host", "app.test")
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Reply::Left(Full::new(Bytes::new())))
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+}
+
+#[test]
+fn http_keys_are_checked_like_every_other() {
+    let bad = write_temp(
+        "http-bad.toml",
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\npath_prefix = \"/\"\n\
+         upstream = \"ws://127.0.0.1:9\"\nhttp_upstream = \"http://127.0.0.1:9\"\n\
+         [[routes]]\npath_prefix = \"/x\"\nwebsocket = false\nhttp = true\n\
+         http_upstream = \"ftp://127.0.0.1:9\"\nhttp_response_timeout = \"0s\"\n",
+    );
+    let checked = check_config(&bad, &[]);
+    assert_eq!(checked.code, Some(1), "{}", checked.stderr);
+    for expected in [
+        "http_upstream on a route without http = true",
+        "http_upstream is not an http:// or https:// URI",
+        "this timeout cannot be 0",
+    ] {
+        assert!(checked.stderr.contains(expected), "{}", checked.stderr);
+    }
+    let good = write_temp(
+        "http-good.toml",
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[defaults]\nhttp = true\n\
+         http_max_body = 0\n[[routes]]\npath_prefix = \"/\"\nupstream = \"wss://127.0.0.1:9\"\n",
+    );
+    let checked = check_config(&good, &[]);
+    assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+}

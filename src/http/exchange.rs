@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -82,9 +83,13 @@ impl Exchanges<'_> {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned());
+        // A refused request's body is not read (or not all of it): the connection ends after
+        // the answer, as nothing says where the next request would start.
+        let with_body = !body.is_end_stream();
         match self.forward(parts, body, started).await {
             Ok(response) => response,
-            Err(refused) => {
+            Err(mut refused) => {
+                refused.close |= with_body;
                 let config = &self.pipeline.access_log;
                 let logged = &refused.reason;
                 log::refused(
