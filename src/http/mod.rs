@@ -1,21 +1,22 @@
 //! Plain HTTP beside WebSocket: a route with `http = true` passes its non-upgrade requests
 //! (Socket.IO's long-polling, SignalR's negotiate, health checks) to its backend over HTTP/1.1.
 //!
-//! Once a connection's first head shows a plain request for such a route, the rest of the
-//! connection belongs to hyper's HTTP/1 server (the bytes already read are fed to it again,
-//! [`rewind`]): from then on one parser, hyper's, decides where each message ends. Every request
-//! it yields goes through the pipeline's stages again ([`exchange`]: canonical form, route,
-//! Origin, admission, auth, backend choice with the pool's affinity) and is re-serialised for
-//! the upstream by hyper's pooled client ([`connector`] opens its connections with the route's
-//! TLS and connect timeout). Bodies stream both ways under a size limit and idle timeouts
-//! ([`body`]); each exchange writes one access-log line ([`log`]).
+//! Once a connection's first head shows a plain request for such a route, the connection is
+//! served as HTTP/1.1 (`connection`): each head is read and checked by the gateway's own
+//! parser, then hyper's HTTP/1 server takes that one message (its bytes put back in front of
+//! the stream, and no more of them than its length, `rewind`) and frames its body: one parser,
+//! hyper's, decides where a body ends. Every request goes through the pipeline's stages
+//! (`exchange`: canonical form, route, Origin, admission, auth, backend choice with the pool's
+//! affinity) and is written anew for the upstream by hyper's pooled keep-alive client
+//! (`connector` opens its connections with the route's TLS and connect timeout). Bodies stream
+//! both ways under a size limit and idle timeouts (`body`); each exchange writes one
+//! access-log line and is counted in the metrics (`log`).
 //!
-//! What is refused: `Content-Length` with `Transfer-Encoding`, two different lengths, folded
-//! header lines and bad chunk sizes (400, connection closed, nothing sent upstream); a body
-//! over the limit (413); a WebSocket upgrade on a connection that already carried plain HTTP
-//! (400, connection closed: the WebSocket must open its own connection, where the upgrade path
-//! serves it). An upstream's 1xx/101 to a plain request becomes 502: nothing here ever turns
-//! into a tunnel.
+//! What is refused (400, connection closed, nothing sent upstream): `Content-Length` with
+//! `Transfer-Encoding`, two different lengths, folded header lines, a bad chunk size at the
+//! start of a body; a body over the limit is 413. A WebSocket upgrade arriving on the
+//! connection leaves it for the pipeline's upgrade path. An upstream's 1xx/101 to a plain
+//! request becomes 502: nothing here ever turns into a tunnel.
 
 mod body;
 mod connection;
