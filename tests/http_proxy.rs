@@ -61,11 +61,18 @@ struct Generated {
     len: u64,
     at: u64,
     exact: bool,
+    /// Where the body stops sending (and never wakes again), if it does.
+    stall_at: Option<u64>,
 }
 
 impl Generated {
     fn new(len: u64, exact: bool) -> Generated {
-        Generated { len, at: 0, exact }
+        Generated {
+            len,
+            at: 0,
+            exact,
+            stall_at: None,
+        }
     }
 }
 
@@ -95,6 +102,9 @@ impl Body for Generated {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.at >= self.len {
             return Poll::Ready(None);
+        }
+        if self.stall_at.is_some_and(|at| self.at >= at) {
+            return Poll::Pending;
         }
         let n = (self.len - self.at).min(FRAME);
         let frame = frame_at(self.at / FRAME, n);
@@ -158,6 +168,12 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Reply>, Infallibl
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             text("late".into())
+        }
+        "/stall" => {
+            // A 1 MiB body that stops after its first 64 KiB.
+            let mut body = Generated::new(MIB, true);
+            body.stall_at = Some(FRAME);
+            Ok(Response::new(Reply::Right(body)))
         }
         _ => {
             let mut lines = String::new();
@@ -784,4 +800,50 @@ fn http_keys_are_checked_like_every_other() {
     );
     let checked = check_config(&good, &[]);
     assert_eq!(checked.code, Some(0), "{}", checked.stderr);
+}
+
+#[tokio::test]
+async fn bodies_that_stop_are_cut_after_the_idle_timeout() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, dead_port().await);
+    // A response body that stops: the client gets the head and what came, then the cut.
+    let mut sender = client(gw.addr()).await;
+    let started = std::time::Instant::now();
+    let response = sender.send_request(get("/stall")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut got = 0;
+    let ended = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => got += frame.data_ref().map_or(0, |d| d.len()),
+            Some(Err(e)) => break e.to_string(),
+            None => break "clean end".into(),
+        }
+    };
+    let took = started.elapsed();
+    assert_eq!(got as u64, FRAME, "{ended}");
+    assert!(ended != "clean end");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let line = gw
+        .wait_for_log("end=\"aborted\"", Duration::from_secs(5))
+        .await
+        .expect("an aborted exchange in the log");
+    assert!(line.contains("response_bytes=65536"), "{line}");
+    // A request body that stops after its first bytes: 408, the connection closed.
+    let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = until_closed(tcp).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
+    eprintln!("stalled response cut after {got} bytes; stalled request: 408 after {took:?}");
 }
