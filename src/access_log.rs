@@ -158,6 +158,19 @@ fn write_line(fields: serde_json::Map<String, Value>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes one JSON access-log line of another kind of event (a plain-HTTP exchange), with the
+/// time first as every line has it. `fields` other than an object are not written.
+pub(crate) fn write_json(fields: Value) {
+    let Value::Object(fields) = fields else {
+        return;
+    };
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut line = serde_json::Map::new();
+    line.insert("time".into(), Value::String(time));
+    line.extend(fields);
+    write_line(line);
+}
+
 /// The tunnel opened (its 101 was sent): a line if `open_line` is set.
 pub fn opened(config: &AccessLogConfig, t: &Tunnel<'_>) {
     if !config.open_line {

@@ -74,6 +74,7 @@ where
         edge: &edge,
         admission: None,
         metrics: None,
+        access_log: Default::default(),
     };
     let ready = pipeline
         .handshake(client, Peer::plain(peer), Instant::now())

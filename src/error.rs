@@ -31,6 +31,10 @@ pub enum Error {
     /// response (its status, or the upstream's own response when the upstream refused).
     #[error("refused with {status}: {0}", status = .0.status())]
     Refused(crate::refusal::Refusal),
+    /// The connection carried plain HTTP requests (a route with `http = true`), each answered
+    /// and logged; it has ended with nothing to relay.
+    #[error("the connection carried plain HTTP requests and has ended")]
+    HttpServed,
 }
 
 /// One error in a configuration, with where it is and a hint for fixing it.

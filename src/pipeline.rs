@@ -301,6 +301,8 @@ pub struct Pipeline<'a> {
     pub admission: Option<&'a Permit>,
     /// Where handshakes are counted and timed; `None`: nowhere.
     pub metrics: Option<&'a Metrics>,
+    /// How plain-HTTP exchanges (`http = true` routes) are logged.
+    pub access_log: crate::access_log::AccessLogConfig,
 }
 
 impl<'a> Pipeline<'a> {
@@ -313,6 +315,7 @@ impl<'a> Pipeline<'a> {
             edge: &config.listeners[listener].edge,
             admission: None,
             metrics: None,
+            access_log: config.access_log,
         }
     }
 
@@ -367,6 +370,24 @@ impl<'a> Pipeline<'a> {
                 return Err(refuse(&mut client, addr, "-", &target, refusal).await);
             }
         };
+        // Plain HTTP on an `http = true` route: served until the connection ends, or until an
+        // upgrade arrives on it, which continues here as any upgrade.
+        let (mut client, buf, head, consumed, authority) =
+            if crate::http::wants(self.routes, &head, &authority) {
+                let serving = crate::http::serve(*self, client, buf, peer.clone());
+                match Box::pin(serving).await {
+                    crate::http::Handoff::Ended(e) => return Err(e),
+                    crate::http::Handoff::Upgrade {
+                        client,
+                        read,
+                        head,
+                        consumed,
+                        authority,
+                    } => (client, read, head, consumed, authority),
+                }
+            } else {
+                (client, buf, head, consumed, authority)
+            };
         let target = head.target.clone();
         let (index, route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,

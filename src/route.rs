@@ -97,6 +97,9 @@ pub struct Route {
     /// `send_proxy_protocol = "v2"`: each upstream connection starts with a PROXY v2 header
     /// carrying the client's address, before its TLS handshake and upgrade request.
     pub send_proxy_protocol: bool,
+    /// Plain HTTP pass-through (`http = true`): its limits, timeouts and upstream clients;
+    /// `None`: non-upgrade requests get 426.
+    pub http: Option<Arc<crate::http::HttpRoute>>,
 }
 
 impl Route {
@@ -121,6 +124,7 @@ impl Route {
             auth: None,
             pool: None,
             send_proxy_protocol: false,
+            http: None,
         }
     }
 

@@ -225,13 +225,7 @@ fn upgrade_request(
         })
         .cloned()
         .collect();
-    let context = ForwardContext {
-        client_ip: request.peer.addr.ip(),
-        secure: request.peer.secure,
-        trusted: request.peer.trusted,
-        forwarded: route.forwarded_header,
-        host: head.host(),
-    };
+    let context = forward_context(route, request);
     // A fresh key from the OS random source; if it fails, a 500 and no request (never a
     // predictable key).
     let mut upgrade = UpgradeRequest::new(uri)?
@@ -247,6 +241,18 @@ fn upgrade_request(
         upgrade = upgrade.with_header(&header.name, &header.value)?;
     }
     Ok(upgrade)
+}
+
+/// What the forwarding headers tell the upstream about `request` on `route` (plain HTTP
+/// requests use it too).
+pub(crate) fn forward_context<'a>(route: &Route, request: &'a ClientRequest) -> ForwardContext<'a> {
+    ForwardContext {
+        client_ip: request.peer.addr.ip(),
+        secure: request.peer.secure,
+        trusted: request.peer.trusted,
+        forwarded: route.forwarded_header,
+        host: request.head.host(),
+    }
 }
 
 /// The RSV bits an upstream's accepted `Sec-WebSocket-Extensions` allow on the wire.

@@ -91,3 +91,13 @@ pub const LOG_FORMAT: &str = "text";
 pub const LOG_OPEN: bool = false;
 /// Query values are left out of the access log (tokens travel there); names are kept.
 pub const LOG_QUERY_VALUES: bool = false;
+
+/// Largest request body a plain-HTTP route passes upstream, in bytes (`http_max_body`; 0: no
+/// limit): 413 beyond it.
+pub const HTTP_MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Time an upstream has to send its response head once the request is sent
+/// (`http_response_timeout`; 504 after it).
+pub const HTTP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time a plain-HTTP body (either way) may go without a byte before the exchange is cut
+/// (`http_idle_timeout`).
+pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);

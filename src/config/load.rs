@@ -269,6 +269,13 @@ impl Loader<'_> {
         let (connect_timeout, upgrade_timeout, relay) = self.tuning(&r.tuning().or(fallback));
         let auth = self.route_auth(r.auth.as_ref());
         let send_proxy_protocol = self.send_proxy_protocol(r.send_proxy_protocol.as_ref());
+        let http = self.route_http(
+            &r,
+            fallback,
+            upstream.as_ref(),
+            pool.as_deref(),
+            connect_timeout,
+        );
         if self.report.count() > before {
             return None;
         }
@@ -299,6 +306,7 @@ impl Loader<'_> {
             auth,
             pool,
             send_proxy_protocol,
+            http,
         })
     }
 
@@ -549,6 +557,7 @@ fn template_references(template: &str) -> Vec<&str> {
 }
 
 mod auth;
+mod http;
 mod limits;
 mod listener;
 mod observability;

@@ -107,6 +107,10 @@ with_tuning_keys! {
         remask: Option<Spanned<String>>,
         client_rate_limit: Option<Spanned<RateLimitSection>>,
         upstream_rate_limit: Option<Spanned<RateLimitSection>>,
+        http: Option<bool>,
+        http_max_body: Option<u64>,
+        http_response_timeout: Option<Spanned<String>>,
+        http_idle_timeout: Option<Spanned<String>>,
     }
     /// `[[routes]]`: the route's own keys, then every tuning key.
     struct RouteSection {
@@ -133,6 +137,7 @@ with_tuning_keys! {
         auth: Option<Spanned<String>>,
         pool: Option<Spanned<String>>,
         send_proxy_protocol: Option<Spanned<String>>,
+        http_upstream: Option<Spanned<String>>,
     }
 }
 

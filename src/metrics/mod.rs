@@ -28,6 +28,7 @@ use crate::config::GatewayConfig;
 use crate::route::Route;
 
 pub mod exposition;
+mod http;
 mod process;
 mod tunnels;
 
@@ -55,6 +56,20 @@ pub(crate) fn count_refusal(route: &str, status: u16) {
     let _ = CONNECTION_METRICS.try_with(|metrics| {
         if let Some(metrics) = metrics {
             metrics.handshake(route, status, None);
+        }
+    });
+}
+
+/// Counts a plain-HTTP exchange on `route` (its status, duration and body bytes each way) in
+/// the current connection's metrics, if it has any.
+pub(crate) fn count_http(route: &str, status: u16, took: Duration, received: u64, sent: u64) {
+    let _ = CONNECTION_METRICS.try_with(|metrics| {
+        if let Some(metrics) = metrics {
+            let slot = metrics.route(route);
+            let route = &metrics.route_names[slot];
+            metrics
+                .http
+                .exchange(route, status, took.as_secs_f64(), received, sent);
         }
     });
 }
@@ -95,6 +110,8 @@ pub struct Metrics {
     tunnel_seconds: Vec<Histogram>,
     tunnels: Arc<Tunnels>,
     draining: AtomicBool,
+    /// Plain-HTTP exchanges (`http = true` routes).
+    http: http::HttpMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -202,6 +219,7 @@ impl Metrics {
             tunnel_buckets,
         );
 
+        let http = http::HttpMetrics::new(&mut registry, config);
         let tunnels = Arc::new(Tunnels::new(route_names.clone(), backends));
         registry.register_collector(Box::new(Arc::clone(&tunnels)));
         registry.register_collector(Box::new(process::ProcessCollector::new()));
@@ -216,6 +234,7 @@ impl Metrics {
             tunnel_seconds,
             tunnels,
             draining: AtomicBool::new(false),
+            http,
         }
     }
 
