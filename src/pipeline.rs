@@ -130,6 +130,9 @@ pub(crate) struct Listening {
     pub(crate) admission: Arc<Admission>,
     /// The gateway's metrics, when it has an admin listener.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// The gateway's configurations as reloads publish them: a tunnel whose route or backend a
+    /// reload removed may be closed ([`crate::reload::orphaned`]). `None`: no reloads.
+    pub(crate) generations: Option<crate::reload::Generations>,
 }
 
 /// A connection as a listener accepted it: the socket and its listener's shared context.
@@ -159,6 +162,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         config,
         stop,
         metrics,
+        generations,
         ..
     } = &*listening;
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
@@ -177,7 +181,6 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let Some(ready) = Box::pin(accepting).await else {
         return;
     };
-    let mut stop = stop.clone();
     let tunnel = metrics
         .as_ref()
         .map(|m| m.tunnel_opened(&ready.route, &ready.backend));
@@ -200,18 +203,13 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
-        .with_shutdown(async move {
-            let stopping = async {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            };
-            match ending {
-                Some(ending) => tokio::select! {
-                    () = stopping => {}
-                    () = ending => {}
-                },
-                None => stopping.await,
-            }
-        })
+        .with_shutdown(crate::drain::closing(
+            stop.clone(),
+            config.winding_down.drain_window,
+            ending,
+            (generations.clone())
+                .map(|g| crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())),
+        ))
         .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
         .with_live_traffic(live)
         .run()
@@ -514,6 +512,7 @@ mod footprint {
             stop,
             admission: Arc::clone(&admission),
             metrics: None,
+            generations: None,
         });
         let accepted = |tcp| Accepted {
             tcp,

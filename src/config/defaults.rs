@@ -91,3 +91,10 @@ pub const LOG_FORMAT: &str = "text";
 pub const LOG_OPEN: bool = false;
 /// Query values are left out of the access log (tokens travel there); names are kept.
 pub const LOG_QUERY_VALUES: bool = false;
+/// After SIGTERM, time the listeners keep accepting while readiness already says 503: zero,
+/// they stop at once.
+pub const DRAIN_DELAY: Duration = Duration::ZERO;
+/// Time over which open tunnels get their 1001 once the listeners stopped: zero, all at once.
+pub const DRAIN_WINDOW: Duration = Duration::ZERO;
+/// Time over which tunnels a reload orphaned get their 1001, once their grace is over.
+pub const ORPHANED_TUNNEL_WINDOW: Duration = Duration::ZERO;

@@ -104,6 +104,8 @@ pub struct GatewayConfig {
     pub admin: Option<SocketAddr>,
     /// The access log: its form, whether tunnels get an open line, how queries are written.
     pub access_log: AccessLogConfig,
+    /// How tunnels are wound down: the drain after SIGTERM, and tunnels a reload orphaned.
+    pub winding_down: crate::drain::WindingDown,
 }
 
 impl GatewayConfig {
@@ -125,6 +127,7 @@ impl GatewayConfig {
             warnings: Vec::new(),
             admin: None,
             access_log: AccessLogConfig::default(),
+            winding_down: crate::drain::WindingDown::default(),
         }
     }
 }
