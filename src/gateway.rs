@@ -236,11 +236,11 @@ async fn worker(
     let mut serving = JoinSet::new();
     let first = Arc::clone(&generations.borrow_and_update());
     let mut served: Vec<SocketAddr> = Vec::new();
-    for (listener, settings) in listeners.into_iter().zip(&first.config.listeners) {
-        served.push(settings.address);
+    for (listener, address) in listeners.into_iter().zip(&first.bound) {
+        served.push(*address);
         serving.spawn(serve(
             listener,
-            settings.address,
+            *address,
             generations.clone(),
             stop.clone(),
             metrics.clone(),
@@ -257,19 +257,19 @@ async fn worker(
             Ok(()) = generations.changed(), if !stopping => {
                 let generation = Arc::clone(&generations.borrow_and_update());
                 served.retain(|a| generation.listener_index(*a).is_some());
-                for settings in &generation.config.listeners {
-                    if served.contains(&settings.address) {
+                for address in &generation.bound {
+                    if served.contains(address) {
                         continue;
                     }
-                    let Some(socket) = generation.take_socket(settings.address, n) else {
+                    let Some(socket) = generation.take_socket(*address, n) else {
                         continue;
                     };
-                    served.push(settings.address);
+                    served.push(*address);
                     match TcpListener::from_std(socket) {
                         Ok(listener) => {
                             serving.spawn(serve(
                                 listener,
-                                settings.address,
+                                *address,
                                 generations.clone(),
                                 stop.clone(),
                                 metrics.clone(),
@@ -290,7 +290,7 @@ async fn worker(
 }
 
 /// What the connections a listener accepts next share: the current generation's settings for
-/// the listener configured at `address`; `None` once a reload removed it.
+/// the listener bound at `address`; `None` once a reload removed it.
 fn listening(
     generations: &mut Generations,
     address: SocketAddr,
@@ -310,7 +310,7 @@ fn listening(
     }))
 }
 
-/// Accepts and serves the connections of the listener configured at `address` until `stop`
+/// Accepts and serves the connections of the listener bound at `address` until `stop`
 /// turns true, then winds them down. Each connection runs with the generation current when it
 /// was accepted; once a reload removes the listener it stops accepting, and ends when its
 /// connections have.

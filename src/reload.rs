@@ -45,8 +45,8 @@ pub struct Generation {
     pub(crate) admission: Arc<Admission>,
     /// The addresses the listeners are bound to, in the configuration's order.
     pub bound: Vec<SocketAddr>,
-    /// Sockets of the listeners this generation added, by configured address: one per worker,
-    /// each taken by its worker.
+    /// Sockets of the listeners this generation added, by bound address: one per worker, each
+    /// taken by its worker.
     added: Mutex<Vec<(SocketAddr, Vec<Option<std::net::TcpListener>>)>>,
 }
 
@@ -78,9 +78,10 @@ impl Generation {
         }
     }
 
-    /// The position of the listener configured at `address`, if this generation has it.
+    /// The position of the listener bound at `address`, if this generation has it. (Bound, not
+    /// configured: two listeners configured on port 0 are two listeners.)
     pub(crate) fn listener_index(&self, address: SocketAddr) -> Option<usize> {
-        (self.config.listeners.iter()).position(|l| l.address == address)
+        self.bound.iter().position(|a| *a == address)
     }
 
     /// Worker `worker`'s socket for the listener this generation added at `address` (once).
@@ -133,10 +134,16 @@ pub(crate) async fn orphaned(mut generations: Generations, route: String, backen
 }
 
 /// Which state a reload carries over, from names to positions: for each listener and route of
-/// the new configuration, the position of the same one (same address, same name) in the old.
+/// the new configuration, the position of the same one (same address, same name) in the old,
+/// each old one taken once (two listeners configured on port 0 stay two).
 fn positions<T, K: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> K) -> Vec<Option<usize>> {
+    let mut taken = vec![false; old.len()];
     new.iter()
-        .map(|n| old.iter().position(|o| key(o) == key(n)))
+        .map(|n| {
+            let i = (0..old.len()).find(|&i| !taken[i] && key(&old[i]) == key(n))?;
+            taken[i] = true;
+            Some(i)
+        })
         .collect()
 }
 
@@ -380,7 +387,7 @@ impl Reloader {
                         ))
                     })?;
                     bound.push(sockets.0);
-                    added.push((listener.address, sockets.1.into_iter().map(Some).collect()));
+                    added.push((sockets.0, sockets.1.into_iter().map(Some).collect()));
                 }
             }
         }
@@ -390,20 +397,14 @@ impl Reloader {
                 .carried_over(&config.admission, &listeners_from, &routes_from);
         let names = |c: &GatewayConfig| c.routes.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         let (old_names, new_names) = (names(&old.config), names(&config));
-        let addresses =
-            |c: &GatewayConfig| c.listeners.iter().map(|l| l.address).collect::<Vec<_>>();
-        let (old_addresses, new_addresses) = (addresses(&old.config), addresses(&config));
+        let removed = (0..old.bound.len()).filter(|i| !listeners_from.contains(&Some(*i)));
         let generation = self.reloads.fetch_add(1, Ordering::Relaxed) + 1;
         let applied = Applied {
             generation,
             listeners: config.listeners.len(),
             routes: config.routes.len(),
             listeners_added: added.iter().map(|(a, _)| *a).collect(),
-            listeners_removed: old_addresses
-                .iter()
-                .filter(|a| !new_addresses.contains(a))
-                .copied()
-                .collect(),
+            listeners_removed: removed.map(|i| old.bound[i]).collect(),
             routes_added: new_names
                 .iter()
                 .filter(|n| !old_names.contains(n))
@@ -495,6 +496,8 @@ mod tests {
         let old = ["a", "b", "c"];
         let new = ["c", "d", "a"];
         assert_eq!(positions(&old, &new, |s| *s), vec![Some(2), None, Some(0)]);
+        let twice = ["127.0.0.1:0", "127.0.0.1:0"];
+        assert_eq!(positions(&twice, &twice, |s| *s), vec![Some(0), Some(1)]);
     }
 
     #[test]
