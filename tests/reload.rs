@@ -653,3 +653,73 @@ async fn a_binary_upgrade_on_the_same_port_refuses_no_connection() {
     echo(&mut ws, "after").await.unwrap();
     drop(new);
 }
+
+/// The Kubernetes manifests as JSON documents, parsed by python3's yaml module; `None` (and a
+/// visible note) when that is not installed.
+fn kubernetes_manifests() -> Option<Vec<serde_json::Value>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let script = "import json, sys, yaml\n\
+                  docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]\n\
+                  print(json.dumps(docs))";
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let output = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output();
+    match output {
+        Ok(out) if out.status.success() => Some(serde_json::from_slice(&out.stdout).unwrap()),
+        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("No module named 'yaml'") => None,
+        Ok(out) => panic!(
+            "YAML does not parse: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => None,
+    }
+}
+
+#[test]
+fn the_kubernetes_manifests_parse_and_their_grace_period_covers_the_drain() {
+    let Some(docs) = kubernetes_manifests() else {
+        println!("SKIPPED: python3 with the yaml module is needed to parse deploy/kubernetes");
+        return;
+    };
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("no {k} in deploy/kubernetes"))
+    };
+    for k in ["Deployment", "Service", "ConfigMap", "PodDisruptionBudget"] {
+        kind(k);
+    }
+    let toml = kind("ConfigMap")["data"]["wsrelay.toml"].as_str().unwrap();
+    let config = wsrelay::config::parse(toml, "configmap.yaml", Path::new("."))
+        .unwrap_or_else(|e| panic!("the ConfigMap's configuration is refused:\n{e}"));
+    let pod = &kind("Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/livez");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+    let admin_port = (container["ports"].as_array().unwrap().iter())
+        .find(|p| p["name"] == "admin")
+        .unwrap()["containerPort"]
+        .as_u64();
+    assert_eq!(admin_port, config.admin.map(|a| u64::from(a.port())));
+    let pre_stop = container["lifecycle"]["preStop"]["exec"]["command"][1]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let drain = config.winding_down.longest_drain(config.shutdown_timeout);
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    println!(
+        "deploy/kubernetes: {} documents; grace {grace}s >= preStop {pre_stop}s + drain {drain:?}",
+        docs.len()
+    );
+    assert!(Duration::from_secs(grace) >= Duration::from_secs(pre_stop) + drain);
+}
