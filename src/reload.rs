@@ -148,7 +148,9 @@ fn positions<T, K: PartialEq>(old: &[T], new: &[T], key: impl Fn(&T) -> K) -> Ve
 }
 
 /// What identifies a pool's definition: two pools of one name with the same fingerprint are the
-/// same pool, so a reload keeps the running one (and its state).
+/// same pool, so a reload keeps the running one (and its state). Backends are compared by URI,
+/// weight and verification, not by their TLS files' contents, and a changed `sticky_key` alone
+/// is not seen (the key stays out of the settings' `Debug`): restart for those.
 fn fingerprint(pool: &Pool) -> String {
     let backends: Vec<(String, u32, bool)> = (pool.backends.iter())
         .map(|b| {

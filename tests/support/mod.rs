@@ -591,3 +591,12 @@ pub async fn embedded(
     });
     (addr, rx)
 }
+
+/// A free loopback port (bound, then released for the process that takes it).
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
