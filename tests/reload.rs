@@ -604,11 +604,7 @@ impl Drop for MigrateReq {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_upgrade_on_the_same_port_refuses_no_connection() {
     let _migrate = MigrateReq::enable();
-    let Setup {
-        upstream,
-        listener,
-        path,
-    } = setup("", "main", "/").await;
+    let path = setup("", "main", "/").await.path;
     let old = start(&path, 1);
     let addr = old.addr();
     let counts = Arc::new(Churn::default());
