@@ -162,7 +162,6 @@ async fn connection(accepted: Accepted, started: Deadline) {
         config,
         stop,
         metrics,
-        generations,
         ..
     } = &*listening;
     // The handshakes run in a future of their own on the heap, dropped before the relay starts:
@@ -207,7 +206,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
             stop.clone(),
             config.winding_down.drain_window,
             ending,
-            (generations.clone())
+            (listening.generations.clone())
                 .map(|g| crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())),
         ))
         .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)

@@ -424,6 +424,17 @@ async fn listeners_are_added_and_removed_and_a_bind_failure_changes_nothing() {
         .expect("served by the catch-all route");
     echo(&mut ws, "old routes").await.unwrap();
     assert_eq!(gateway.log_lines("routes added: new").len(), 0);
+
+    // A setting that cannot change while running: kept, with a warning.
+    let more_workers =
+        config("", std::slice::from_ref(&first), &routes).replace("workers = 2", "workers = 3");
+    rewrite(&path, &more_workers);
+    let (status, body) = post_reload(&gateway).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("warning: workers cannot change while running: 2 kept"),
+        "{body}"
+    );
 }
 
 /// A CA and leaves signed by it, for a TLS listener whose certificate is rotated.

@@ -88,7 +88,8 @@ pub struct GatewayConfig {
     pub routes: Vec<Route>,
     /// Time a client has to complete TLS and send its upgrade request (408 after it).
     pub handshake_timeout: Duration,
-    /// After a shutdown signal, time open relays get to close before they are cut.
+    /// After a shutdown signal, time open relays get to close before they are cut (counted from
+    /// the end of the drain window, see [`crate::drain`]).
     pub shutdown_timeout: Duration,
     /// Header size and count limits for both handshakes.
     pub limits: Limits,
