@@ -306,6 +306,7 @@ fn listening(
         stop: stop.clone(),
         admission: Arc::clone(&generation.admission),
         metrics: metrics.clone(),
+        gauge: generation.gauge_slot(address),
         generations: Some(generations.clone()),
     }))
 }

@@ -88,7 +88,7 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
     metrics::scope(counted, async move {
         // Counted open from the accept to the end of the relay (nothing without metrics).
         let _open = (accepted.listening.metrics.as_ref())
-            .and_then(|m| m.client_connected(accepted.listening.index));
+            .and_then(|m| m.client_connected(accepted.listening.gauge));
         let started = Deadline::now();
         let deadline = started + accepted.listening.config.handshake_timeout;
         // A one-byte peek, not `readable()`: readiness can be reported for a fresh socket with
@@ -130,6 +130,9 @@ pub(crate) struct Listening {
     pub(crate) admission: Arc<Admission>,
     /// The gateway's metrics, when it has an admin listener.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// The listener's slot in the metrics' per-listener gauges (they are the listeners the
+    /// gateway started with; one a reload added has none: `usize::MAX`).
+    pub(crate) gauge: usize,
     /// The gateway's configurations as reloads publish them: a tunnel whose route or backend a
     /// reload removed may be closed ([`crate::reload::orphaned`]). `None`: no reloads.
     pub(crate) generations: Option<crate::reload::Generations>,
@@ -511,6 +514,7 @@ mod footprint {
             stop,
             admission: Arc::clone(&admission),
             metrics: None,
+            gauge: 0,
             generations: None,
         });
         let accepted = |tcp| Accepted {

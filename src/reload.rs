@@ -45,6 +45,9 @@ pub struct Generation {
     pub(crate) admission: Arc<Admission>,
     /// The addresses the listeners are bound to, in the configuration's order.
     pub bound: Vec<SocketAddr>,
+    /// The addresses of the listeners the gateway started with: the metrics' per-listener
+    /// gauges, in this order.
+    started_with: Arc<[SocketAddr]>,
     /// Sockets of the listeners this generation added, by bound address: one per worker, each
     /// taken by its worker.
     added: Mutex<Vec<(SocketAddr, Vec<Option<std::net::TcpListener>>)>>,
@@ -73,6 +76,7 @@ impl Generation {
             number: 0,
             config,
             admission,
+            started_with: bound.clone().into(),
             bound,
             added: Mutex::new(Vec::new()),
         }
@@ -82,6 +86,14 @@ impl Generation {
     /// configured: two listeners configured on port 0 are two listeners.)
     pub(crate) fn listener_index(&self, address: SocketAddr) -> Option<usize> {
         self.bound.iter().position(|a| *a == address)
+    }
+
+    /// The slot of the listener bound at `address` in the metrics' per-listener gauges;
+    /// `usize::MAX` (none) for a listener a reload added.
+    pub(crate) fn gauge_slot(&self, address: SocketAddr) -> usize {
+        (self.started_with.iter())
+            .position(|a| *a == address)
+            .unwrap_or(usize::MAX)
     }
 
     /// Worker `worker`'s socket for the listener this generation added at `address` (once).
@@ -427,6 +439,7 @@ impl Reloader {
             number: generation,
             config: Arc::new(config),
             admission: Arc::new(admission),
+            started_with: Arc::clone(&old.started_with),
             bound,
             added: Mutex::new(added),
         }));

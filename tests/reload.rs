@@ -424,6 +424,11 @@ async fn listeners_are_added_and_removed_and_a_bind_failure_changes_nothing() {
         .expect("served by the catch-all route");
     echo(&mut ws, "old routes").await.unwrap();
     assert_eq!(gateway.log_lines("routes added: new").len(), 0);
+    // The first listener's gauge still counts its own connections (the one open: `ws`).
+    let admin = gateway.admin.unwrap();
+    let metrics = http_exchange(admin, "GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n").await;
+    let gauge = format!("wsrelay_client_connections{{listener=\"{first}\"}} 1");
+    assert!(metrics.contains(&gauge), "{metrics}");
 
     // A setting that cannot change while running: kept, with a warning.
     let more_workers =
