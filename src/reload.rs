@@ -88,6 +88,22 @@ impl Generation {
         self.bound.iter().position(|a| *a == address)
     }
 
+    /// The sockets of the listener this generation added at `address` that no worker took yet,
+    /// moved out for the next generation: a worker that skips this one (watch channels keep only
+    /// the latest value) takes them there.
+    fn untaken_sockets(
+        &self,
+        address: SocketAddr,
+    ) -> Option<(SocketAddr, Vec<Option<std::net::TcpListener>>)> {
+        let mut added = self.added.lock().unwrap_or_else(|p| p.into_inner());
+        let at = added.iter().position(|(a, _)| *a == address)?;
+        let (address, sockets) = added.swap_remove(at);
+        sockets
+            .iter()
+            .any(Option::is_some)
+            .then_some((address, sockets))
+    }
+
     /// The slot of the listener bound at `address` in the metrics' per-listener gauges;
     /// `usize::MAX` (none) for a listener a reload added.
     pub(crate) fn gauge_slot(&self, address: SocketAddr) -> usize {
@@ -391,7 +407,11 @@ impl Reloader {
         let mut bound = Vec::new();
         for (listener, from) in new_listeners.iter().zip(&listeners_from) {
             match from {
-                Some(i) => bound.push(old.bound[*i]),
+                Some(i) => {
+                    bound.push(old.bound[*i]);
+                    // Sockets a worker has not taken yet (it sees only the latest generation).
+                    added.extend(old.untaken_sockets(old.bound[*i]));
+                }
                 None => {
                     let _runtime = self.runtime.enter();
                     let sockets = bind_everywhere(listener.address, self.workers).map_err(|e| {
@@ -417,7 +437,10 @@ impl Reloader {
             generation,
             listeners: config.listeners.len(),
             routes: config.routes.len(),
-            listeners_added: added.iter().map(|(a, _)| *a).collect(),
+            listeners_added: (bound.iter().zip(&listeners_from))
+                .filter(|(_, from)| from.is_none())
+                .map(|(a, _)| *a)
+                .collect(),
             listeners_removed: removed.map(|i| old.bound[i]).collect(),
             routes_added: new_names
                 .iter()

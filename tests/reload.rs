@@ -127,7 +127,19 @@ async fn closed_with(ws: &mut Ws, within: Duration) -> Option<u16> {
     tokio::time::timeout(within, wait).await.ok().flatten()
 }
 
-/// An echo upstream, a listener address on a free port, and a configuration file with
+/// A free port on loopback address `ip`, as `ip:port`. Each test listens on an address of its
+/// own (127.0.0.2, .3, ...): the gateway binds with `SO_REUSEPORT`, so two tests' processes that
+/// drew the same free port on one address would share its connections.
+fn free_address(ip: &str) -> String {
+    let port = std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("{ip}:{port}")
+}
+
+/// An echo upstream, a listener address on a free port of `ip`, and a configuration file with
 /// `server` keys and one route.
 struct Setup {
     upstream: SocketAddr,
@@ -135,9 +147,9 @@ struct Setup {
     path: PathBuf,
 }
 
-async fn setup(server: &str, route: &str, prefix: &str) -> Setup {
+async fn setup(ip: &str, server: &str, route: &str, prefix: &str) -> Setup {
     let upstream = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let listener = vec![format!("127.0.0.1:{}", free_loopback_port())];
+    let listener = vec![free_address(ip)];
     let toml = config(server, &listener, &[(route, prefix, upstream)]);
     let path = write_temp("wsrelay.toml", &toml);
     Setup {
@@ -199,7 +211,7 @@ async fn ten_reloads_under_traffic_close_nothing_and_report_the_invalid_one() {
         upstream,
         listener,
         path,
-    } = setup("", "main", "/").await;
+    } = setup("127.0.0.2", "", "main", "/").await;
     let gateway = start(&path, 1);
     let addr = gateway.addr();
     // Twenty tunnels, each echoing a numbered message every 20 ms through all the reloads.
@@ -313,7 +325,7 @@ async fn a_route_added_serves_a_route_removed_refuses_and_its_tunnel_stays_until
         upstream,
         listener,
         path,
-    } = setup("", "a", "/a").await;
+    } = setup("127.0.0.3", "", "a", "/a").await;
     let gateway = start(&path, 1);
     let addr = gateway.addr();
     let mut on_a = open(addr, "/a").await.expect("route a");
@@ -367,8 +379,8 @@ async fn a_route_added_serves_a_route_removed_refuses_and_its_tunnel_stays_until
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_are_added_and_removed_and_a_bind_failure_changes_nothing() {
     let upstream = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let first = format!("127.0.0.1:{}", free_loopback_port());
-    let second = format!("127.0.0.1:{}", free_loopback_port());
+    let first = free_address("127.0.0.4");
+    let second = free_address("127.0.0.4");
     let routes = [("main", "/", upstream)];
     let path = write_temp(
         "wsrelay.toml",
@@ -440,6 +452,21 @@ async fn listeners_are_added_and_removed_and_a_bind_failure_changes_nothing() {
         body.contains("warning: workers cannot change while running: 2 kept"),
         "{body}"
     );
+    // Two reloads at once, the first adding a listener: a worker that sees only the second
+    // generation still serves its socket of the new listener (2 workers; 20 connections spread
+    // over both sockets by the kernel).
+    let third = free_address("127.0.0.4");
+    let both = [first.clone(), third.clone()];
+    rewrite(&path, &config("", &both, &routes));
+    let (a, b) = tokio::join!(post_reload(&gateway), post_reload(&gateway));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    let third: SocketAddr = third.parse().unwrap();
+    for n in 0..20 {
+        let mut ws = open(third, "/")
+            .await
+            .expect("every worker serves the added listener");
+        echo(&mut ws, &format!("third {n}")).await.unwrap();
+    }
 }
 
 /// A CA and leaves signed by it, for a TLS listener whose certificate is rotated.
@@ -526,7 +553,7 @@ async fn a_rotated_certificate_is_served_after_a_reload() {
 async fn the_drain_goes_unready_keeps_accepting_then_spreads_its_closes() {
     let (delay, window) = (Duration::from_millis(1000), Duration::from_millis(1500));
     let server = "drain_delay = \"1s\"\ndrain_window = \"1500ms\"";
-    let path = setup(server, "main", "/").await.path;
+    let path = setup("127.0.0.5", server, "main", "/").await.path;
     let gateway = start(&path, 1);
     let addr = gateway.addr();
     let mut tunnels = Vec::new();
@@ -620,7 +647,7 @@ impl Drop for MigrateReq {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binary_upgrade_on_the_same_port_refuses_no_connection() {
     let _migrate = MigrateReq::enable();
-    let path = setup("", "main", "/").await.path;
+    let path = setup("127.0.0.6", "", "main", "/").await.path;
     let old = start(&path, 1);
     let addr = old.addr();
     let counts = Arc::new(Churn::default());
@@ -764,7 +791,7 @@ async fn checks_during(count: &AtomicUsize, time: Duration) -> usize {
 async fn route_and_pool_state_follows_names_and_health_checks_follow_pools() {
     let upstream = wsrelay::echo::spawn(loopback()).await.unwrap();
     let (checked, probes) = counting_backend().await;
-    let listener = format!("127.0.0.1:{}", free_loopback_port());
+    let listener = free_address("127.0.0.7");
     let document = |first: &str, with_checked: bool| {
         let mut toml = format!(
             "[admin]\naddress = \"127.0.0.1:0\"\n[[listeners]]\naddress = \"{listener}\"\n\
