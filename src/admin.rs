@@ -1,4 +1,5 @@
-//! The admin listener: `GET /metrics`, `GET /livez`, `GET /readyz`, on an address of its own
+//! The admin listener: `GET /metrics`, `GET /livez`, `GET /readyz`, `POST /reload` (see
+//! [`crate::reload`]), on an address of its own
 //! (`[admin] address`, `--admin`), served by a thread of its own so scrapes never take a
 //! worker's time.
 //!
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::metrics::{Format, Metrics};
+use crate::reload::Reloader;
 
 /// Admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 8;
@@ -36,6 +38,8 @@ const MAX_HEADERS: usize = 32;
 pub struct AdminServer {
     listener: std::net::TcpListener,
     metrics: Arc<Metrics>,
+    /// What `POST /reload` calls; `None`: 404.
+    reloader: Option<Arc<Reloader>>,
 }
 
 /// A serving admin listener; stops serving when dropped.
@@ -59,7 +63,19 @@ impl AdminServer {
     pub fn bind(address: SocketAddr, metrics: Arc<Metrics>) -> io::Result<AdminServer> {
         let listener = std::net::TcpListener::bind(address)?;
         listener.set_nonblocking(true)?;
-        Ok(AdminServer { listener, metrics })
+        Ok(AdminServer {
+            listener,
+            metrics,
+            reloader: None,
+        })
+    }
+
+    /// Serves `POST /reload` with `reloader` (when it has a file to read).
+    pub fn with_reloader(self, reloader: Arc<Reloader>) -> AdminServer {
+        AdminServer {
+            reloader: reloader.has_file().then_some(reloader),
+            ..self
+        }
     }
 
     /// The address actually bound.
@@ -86,7 +102,7 @@ impl AdminServer {
                 };
                 runtime.block_on(async move {
                     match TcpListener::from_std(self.listener) {
-                        Ok(listener) => serve(listener, self.metrics, stopped).await,
+                        Ok(listener) => serve(listener, self.metrics, self.reloader, stopped).await,
                         Err(e) => tracing::error!(error = %e, "admin listener failed"),
                     }
                 });
@@ -96,7 +112,12 @@ impl AdminServer {
 }
 
 /// Accepts admin connections until `stopped`, [`MAX_CONNECTIONS`] at a time.
-async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stopped: oneshot::Receiver<()>) {
+async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    reloader: Option<Arc<Reloader>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let slot = tokio::select! {
@@ -111,8 +132,9 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>, mut stopped: onesho
         match accepted {
             Ok((stream, _)) => {
                 let metrics = Arc::clone(&metrics);
+                let reloader = reloader.clone();
                 tokio::spawn(async move {
-                    answer(stream, &metrics).await;
+                    answer(stream, &metrics, reloader).await;
                     drop(slot);
                 });
             }
@@ -240,10 +262,41 @@ fn route(request: &Request, metrics: &Metrics) -> Response {
     }
 }
 
+/// `POST /reload`: 200 and the summary when applied; 400 and the diagnostics of an invalid
+/// file; 500 when a listener could not be bound; 503 while draining.
+async fn reload(reloader: Arc<Reloader>, metrics: &Metrics) -> Response {
+    if metrics.draining() {
+        return Response::plain("503 Service Unavailable", "draining: no reloads\n");
+    }
+    let applied = tokio::task::spawn_blocking(move || reloader.reload()).await;
+    match applied {
+        Ok(Ok(applied)) => Response::plain("200 OK", &applied.to_string()),
+        Ok(Err(
+            e @ (crate::Error::Config(_) | crate::Error::Read { .. } | crate::Error::Tls(_)),
+        )) => Response::plain(
+            "400 Bad Request",
+            &format!("{e}\nthe running configuration stays\n"),
+        ),
+        Ok(Err(e)) => Response::plain(
+            "500 Internal Server Error",
+            &format!("{e}\nthe running configuration stays\n"),
+        ),
+        Err(e) => Response::plain(
+            "500 Internal Server Error",
+            &format!("reload failed: {e}\n"),
+        ),
+    }
+}
+
 /// Serves one admin connection: one request, one response within [`WRITE_TIMEOUT`], close.
-async fn answer(mut stream: TcpStream, metrics: &Metrics) {
+async fn answer(mut stream: TcpStream, metrics: &Metrics, reloader: Option<Arc<Reloader>>) {
     let response = match read_request(&mut stream).await {
         None => return,
+        Some(Ok(request)) if request.path == "/reload" => match reloader {
+            Some(reloader) if request.method == "POST" => reload(reloader, metrics).await,
+            Some(_) => Response::plain("405 Method Not Allowed", "only POST\n"),
+            None => Response::plain("404 Not Found", "no configuration file to reload\n"),
+        },
         Some(Ok(request)) => route(&request, metrics),
         Some(Err(response)) => response,
     };

@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::config::GatewayConfig;
 use crate::metrics::Metrics;
 use crate::pipeline::{serve_connection, Accepted, Listening};
+use crate::reload::{Generation, Generations, Reloader};
 
 /// A bound gateway, ready to serve.
 ///
@@ -35,10 +36,12 @@ pub struct Gateway {
     admission: Arc<Admission>,
     /// The admin listener and the metrics it serves, when `admin` is configured.
     admin: Option<(AdminServer, Arc<Metrics>)>,
+    /// The configuration file SIGHUP and `POST /reload` read again; `None`: no reloads.
+    reload_from: Option<std::path::PathBuf>,
 }
 
 /// A listening socket that other workers may bind too.
-fn reusable_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
+pub(crate) fn reusable_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -51,7 +54,7 @@ fn reusable_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
 }
 
 /// Connections a listener queues before accepting.
-const BACKLOG: u32 = 1024;
+pub(crate) const BACKLOG: u32 = 1024;
 
 impl Gateway {
     /// Binds and listens on one socket per listener and worker (a port of 0 is resolved
@@ -108,7 +111,17 @@ impl Gateway {
             config: Arc::new(config),
             admission,
             admin,
+            reload_from: None,
         })
+    }
+
+    /// Reloads the configuration from `path` on SIGHUP and on `POST /reload` of the admin
+    /// listener (see [`crate::reload`]).
+    pub fn reload_from(self, path: impl Into<std::path::PathBuf>) -> Gateway {
+        Gateway {
+            reload_from: Some(path.into()),
+            ..self
+        }
     }
 
     /// The address actually bound by the first listener (useful with port 0).
@@ -136,16 +149,24 @@ impl Gateway {
     /// single-threaded runtime each.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let winding_down = self.config.winding_down;
+        let first = Generation::first(
+            Arc::clone(&self.config),
+            Arc::clone(&self.admission),
+            self.local.clone(),
+        );
+        let (reloader, generations) = Reloader::new(self.reload_from, first, stop_rx.clone());
         let (admin, metrics) = match self.admin {
-            Some((server, metrics)) => (Some(server.spawn()?), Some(metrics)),
+            Some((server, metrics)) => {
+                let server = server.with_reloader(Arc::clone(&reloader));
+                (Some(server.spawn()?), Some(metrics))
+            }
             None => (None, None),
         };
-        crate::pool::spawn_health_checks(&self.config.routes, &stop_rx);
         let mut threads = Vec::new();
         for (n, listeners) in self.others.into_iter().enumerate() {
-            let config = Arc::clone(&self.config);
+            let generations = generations.clone();
             let stop = stop_rx.clone();
-            let admission = Arc::clone(&self.admission);
             let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("wsrelay-worker-{}", n + 1))
@@ -158,27 +179,34 @@ impl Gateway {
                             .into_iter()
                             .map(TcpListener::from_std)
                             .collect::<io::Result<Vec<_>>>()?;
-                        worker(listeners, config, stop, admission, metrics).await
+                        worker(n + 1, listeners, generations, stop, metrics).await
                     })
                 })?;
             threads.push(thread);
         }
-        let first = worker(
-            self.listeners,
-            Arc::clone(&self.config),
-            stop_rx,
-            Arc::clone(&self.admission),
-            metrics.clone(),
-        );
+        let hangups = crate::reload::on_hangup(&reloader, stop_rx.clone());
+        let first = worker(0, self.listeners, generations, stop_rx, metrics.clone());
         let signal = async {
             shutdown.await;
+            // Readiness turns 503 at once; the listeners keep accepting for the drain delay.
             if let Some(metrics) = &metrics {
                 metrics.set_draining();
             }
-            tracing::info!("shutting down: closing open connections with 1001");
+            if !winding_down.drain_delay.is_zero() {
+                tracing::info!(
+                    delay_ms = winding_down.drain_delay.as_millis() as u64,
+                    "draining: readiness 503, still accepting for the drain delay"
+                );
+                tokio::time::sleep(winding_down.drain_delay).await;
+            }
+            tracing::info!(
+                window_ms = winding_down.drain_window.as_millis() as u64,
+                "shutting down: no longer accepting; closing open connections with 1001 over the drain window"
+            );
             let _ = stop_tx.send(true);
+            reloader.stop_health_checks();
         };
-        let (served, ()) = tokio::join!(first, signal);
+        let (served, (), ()) = tokio::join!(first, signal, hangups);
         let joined = tokio::task::spawn_blocking(move || {
             threads
                 .into_iter()
@@ -196,65 +224,137 @@ impl Gateway {
     }
 }
 
-/// One worker: serves each of its listeners (same order as the configured ones) until stopped.
+/// One worker (number `n`): serves each of its listeners (same order as the configured ones)
+/// until stopped, and the listeners reloads add (their sockets come with the generation).
 async fn worker(
+    n: usize,
     listeners: Vec<TcpListener>,
-    config: Arc<GatewayConfig>,
-    stop: watch::Receiver<bool>,
-    admission: Arc<Admission>,
+    mut generations: Generations,
+    mut stop: watch::Receiver<bool>,
     metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut serving = JoinSet::new();
-    for (index, (listener, settings)) in listeners.into_iter().zip(&config.listeners).enumerate() {
-        let tls = settings.tls.clone().map(TlsAcceptor::from);
+    let first = Arc::clone(&generations.borrow_and_update());
+    let mut served: Vec<SocketAddr> = Vec::new();
+    for (listener, address) in listeners.into_iter().zip(&first.bound) {
+        served.push(*address);
         serving.spawn(serve(
             listener,
-            index,
-            tls,
-            Arc::clone(&config),
+            *address,
+            generations.clone(),
             stop.clone(),
-            Arc::clone(&admission),
             metrics.clone(),
         ));
     }
     let mut result = Ok(());
-    while let Some(done) = serving.join_next().await {
-        let done = done.map_err(io::Error::other).and_then(|r| r);
-        result = result.and(done);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            Some(done) = serving.join_next() => {
+                let done = done.map_err(io::Error::other).and_then(|r| r);
+                result = result.and(done);
+            }
+            Ok(()) = generations.changed(), if !stopping => {
+                let generation = Arc::clone(&generations.borrow_and_update());
+                served.retain(|a| generation.listener_index(*a).is_some());
+                for address in &generation.bound {
+                    if served.contains(address) {
+                        continue;
+                    }
+                    let Some(socket) = generation.take_socket(*address, n) else {
+                        continue;
+                    };
+                    served.push(*address);
+                    match TcpListener::from_std(socket) {
+                        Ok(listener) => {
+                            serving.spawn(serve(
+                                listener,
+                                *address,
+                                generations.clone(),
+                                stop.clone(),
+                                metrics.clone(),
+                            ));
+                        }
+                        Err(e) => tracing::error!(error = %e, "added listener not served"),
+                    }
+                }
+            }
+            _ = async { stop.wait_for(|s| *s).await.is_ok() }, if !stopping => stopping = true,
+            else => break,
+        }
+        if stopping && serving.is_empty() {
+            break;
+        }
     }
     result
 }
 
-/// Accepts and serves one listener's connections until `stop` turns true, then winds them down.
+/// What the connections a listener accepts next share: the current generation's settings for
+/// the listener bound at `address`; `None` once a reload removed it.
+fn listening(
+    generations: &mut Generations,
+    address: SocketAddr,
+    stop: &watch::Receiver<bool>,
+    metrics: &Option<Arc<Metrics>>,
+) -> Option<Arc<Listening>> {
+    let generation = Arc::clone(&generations.borrow_and_update());
+    let index = generation.listener_index(address)?;
+    Some(Arc::new(Listening {
+        index,
+        tls: (generation.config.listeners[index].tls.clone()).map(TlsAcceptor::from),
+        config: Arc::clone(&generation.config),
+        stop: stop.clone(),
+        admission: Arc::clone(&generation.admission),
+        metrics: metrics.clone(),
+        gauge: generation.gauge_slot(address),
+        generations: Some(generations.clone()),
+    }))
+}
+
+/// Accepts and serves the connections of the listener bound at `address` until `stop`
+/// turns true, then winds them down. Each connection runs with the generation current when it
+/// was accepted; once a reload removes the listener it stops accepting, and ends when its
+/// connections have.
 async fn serve(
     listener: TcpListener,
-    index: usize,
-    tls: Option<TlsAcceptor>,
-    config: Arc<GatewayConfig>,
+    address: SocketAddr,
+    mut generations: Generations,
     stop: watch::Receiver<bool>,
-    admission: Arc<Admission>,
     metrics: Option<Arc<Metrics>>,
 ) -> io::Result<()> {
     let mut tasks = JoinSet::new();
     let mut stopping = stop.clone();
     let mut failures = AcceptFailures::default();
-    let listening = Arc::new(Listening {
-        index,
-        tls,
-        config: Arc::clone(&config),
-        stop: stop.clone(),
-        admission,
-        metrics,
-    });
+    let Some(mut listening) = listening(&mut generations, address, &stop, &metrics) else {
+        return Ok(());
+    };
+    let mut listener = Some(listener);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            Ok(()) = generations.changed(), if listener.is_some() => {
+                match self::listening(&mut generations, address, &stop, &metrics) {
+                    Some(next) => listening = next,
+                    None => {
+                        tracing::info!(%address, open = tasks.len(), "listener removed by a reload: no longer accepting; its open connections stay");
+                        listener = None;
+                        if tasks.is_empty() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            accepted = async {
+                match &listener {
+                    Some(listener) => listener.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => match accepted {
                 Ok((stream, peer)) => {
                     failures.recovered();
                     // Refused connections are answered (503 / 429) or closed at once.
                     let tls = listening.tls.is_some();
                     if let Some((stream, permit)) =
-                        listening.admission.admit_accepted(index, stream, peer, tls)
+                        listening.admission.admit_accepted(listening.index, stream, peer, tls)
                     {
                         tasks.spawn(serve_connection(Accepted {
                             tcp: stream,
@@ -269,17 +369,21 @@ async fn serve(
                     tokio::time::sleep(pause).await;
                 }
             },
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                if listener.is_none() && tasks.is_empty() {
+                    return Ok(());
+                }
+            }
             // Mapped to a bool: the watch guard it yields must not live in the select's output.
             _ = async { stopping.wait_for(|stopping| *stopping).await.is_ok() } => break,
         }
     }
     drop(listener);
     let drain = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(config.shutdown_timeout, drain)
-        .await
-        .is_err()
-    {
+    // The tunnels' 1001s are spread over the drain window; shutdown_timeout counts from its end.
+    let config = &listening.config;
+    let budget = config.winding_down.drain_window + config.shutdown_timeout;
+    if tokio::time::timeout(budget, drain).await.is_err() {
         tracing::warn!(
             left = tasks.len(),
             "shutdown deadline passed; cutting connections"

@@ -353,6 +353,8 @@ async fn run_config(path: &Path) -> Result<(), Failure> {
         .collect();
     let routes = config.routes.len();
     let gateway = Gateway::bind(config).await.map_err(Failure::runtime)?;
+    // SIGHUP and POST /reload read the file again (see wsrelay::reload).
+    let gateway = gateway.reload_from(path);
     announce_admin(&gateway);
     for (addr, scheme) in gateway.local_addrs().iter().zip(schemes) {
         println!("wsrelay: listening on {scheme}://{addr}/ ({routes} route(s))");

@@ -88,7 +88,7 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
     metrics::scope(counted, async move {
         // Counted open from the accept to the end of the relay (nothing without metrics).
         let _open = (accepted.listening.metrics.as_ref())
-            .and_then(|m| m.client_connected(accepted.listening.index));
+            .and_then(|m| m.client_connected(accepted.listening.gauge));
         let started = Deadline::now();
         let deadline = started + accepted.listening.config.handshake_timeout;
         // A PROXY protocol listener takes connections from its balancers only.
@@ -141,6 +141,12 @@ pub(crate) struct Listening {
     pub(crate) admission: Arc<Admission>,
     /// The gateway's metrics, when it has an admin listener.
     pub(crate) metrics: Option<Arc<Metrics>>,
+    /// The listener's slot in the metrics' per-listener gauges (they are the listeners the
+    /// gateway started with; one a reload added has none: `usize::MAX`).
+    pub(crate) gauge: usize,
+    /// The gateway's configurations as reloads publish them: a tunnel whose route or backend a
+    /// reload removed may be closed ([`crate::reload::orphaned`]). `None`: no reloads.
+    pub(crate) generations: Option<crate::reload::Generations>,
 }
 
 /// A connection as a listener accepted it: the socket and its listener's shared context.
@@ -203,7 +209,6 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let Some(ready) = Box::pin(accepting).await else {
         return;
     };
-    let mut stop = stop.clone();
     let tunnel = metrics
         .as_ref()
         .map(|m| m.tunnel_opened(&ready.route, &ready.backend));
@@ -226,18 +231,13 @@ async fn connection(accepted: Accepted, started: Deadline) {
     let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
         .client_preread(&ready.client_preread)
         .upstream_preread(&ready.upstream_preread)
-        .with_shutdown(async move {
-            let stopping = async {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            };
-            match ending {
-                Some(ending) => tokio::select! {
-                    () = stopping => {}
-                    () = ending => {}
-                },
-                None => stopping.await,
-            }
-        })
+        .with_shutdown(crate::drain::closing(
+            stop.clone(),
+            config.winding_down.drain_window,
+            ending,
+            (listening.generations.clone())
+                .map(|g| crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())),
+        ))
         .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
         .with_live_traffic(live)
         .run()
@@ -563,6 +563,8 @@ mod footprint {
             stop,
             admission: Arc::clone(&admission),
             metrics: None,
+            gauge: 0,
+            generations: None,
         });
         let accepted = |tcp| Accepted {
             tcp,

@@ -414,15 +414,6 @@ async fn json_access_log_lines_have_the_schema_and_no_query_values() {
     assert_eq!(v["close_timed_out"], false);
 }
 
-/// A free loopback port (bound, then released for the process that takes it).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process killed (and its files removed) when the test ends, however it ends.
 struct Scraper {
     child: std::process::Child,
@@ -467,7 +458,7 @@ async fn a_real_prometheus_sees_open_tunnels_come_and_go() {
         ),
     )
     .unwrap();
-    let web = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let web = SocketAddr::from(([127, 0, 0, 1], free_loopback_port()));
     let child = Command::new(prometheus)
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(

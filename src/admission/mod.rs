@@ -82,20 +82,41 @@ impl Rejection {
     }
 }
 
-/// A per-listener or per-route cap and its count.
+/// A per-listener or per-route cap and its count. The count is shared with the slot of the
+/// same listener or route in the admission state a reload builds ([`Admission::carried_over`]),
+/// so connections admitted before and after it count together.
 #[derive(Debug)]
 struct Slot {
     max: Option<usize>,
-    open: AtomicUsize,
+    open: Arc<AtomicUsize>,
 }
 
 impl Slot {
     fn new(max: Option<usize>) -> Slot {
         Slot {
             max,
-            open: AtomicUsize::new(0),
+            open: Arc::new(AtomicUsize::new(0)),
         }
     }
+
+    /// The slot with a new cap, counting with `from` when there is one.
+    fn carried(max: Option<usize>, from: Option<&Slot>) -> Slot {
+        match from {
+            Some(old) => Slot {
+                max,
+                open: Arc::clone(&old.open),
+            },
+            None => Slot::new(max),
+        }
+    }
+}
+
+/// The counts every admission state of one gateway shares, across reloads.
+#[derive(Debug, Default)]
+struct Shared {
+    connections: AtomicUsize,
+    handshakes: AtomicUsize,
+    turning_away: AtomicUsize,
 }
 
 /// Takes one place of `count` if fewer than `max` are taken.
@@ -123,20 +144,24 @@ pub struct Admission {
     max_connections: Option<usize>,
     max_handshakes: Option<usize>,
     retry_after: Duration,
-    connections: AtomicUsize,
-    handshakes: AtomicUsize,
+    /// Open connections, handshakes in progress, refusals being answered (the last bounded by
+    /// `max_turning_away`: beyond it refused connections are closed without an answer, so
+    /// refusals cannot use up the descriptors they protect).
+    shared: Arc<Shared>,
     listeners: Box<[Slot]>,
     routes: Box<[Slot]>,
     /// Present when a per-address limit is set.
-    addresses: Option<(Mutex<AddressTable>, Option<u64>)>,
+    addresses: Option<Arc<AddressLimits>>,
     /// Per listener: its clients' addresses come in a PROXY header, so per-address limits
     /// wait for [`Permit::admit_address`].
     proxied: Box<[bool]>,
-    /// Refused connections whose answer is being written, and the most at once (beyond it
-    /// they are closed without one, so refusals cannot use up the descriptors they protect).
-    turning_away: AtomicUsize,
     max_turning_away: usize,
+    /// The limits this state was built from (a reload compares them).
+    limits: AdmissionLimits,
 }
+
+/// The per-address table and its rate, for the refusal's text.
+type AddressLimits = (Mutex<AddressTable>, Option<u64>);
 
 impl Admission {
     /// The admission state for `limits`; a derived `max_connections` is worked out from the
@@ -165,21 +190,80 @@ impl Admission {
             || limits.per_address_rate.is_some())
         .then(|| {
             let table = AddressTable::new(limits.per_address_connections, limits.per_address_rate);
-            (Mutex::new(table), limits.per_address_rate.map(|(r, _)| r))
+            Arc::new((Mutex::new(table), limits.per_address_rate.map(|(r, _)| r)))
         });
         Admission {
             max_connections,
             max_handshakes: limits.max_handshakes,
             retry_after: limits.retry_after,
-            connections: AtomicUsize::new(0),
-            handshakes: AtomicUsize::new(0),
+            shared: Arc::default(),
             listeners: limits.listeners.iter().map(|&m| Slot::new(m)).collect(),
             routes: limits.routes.iter().map(|&m| Slot::new(m)).collect(),
             addresses,
             proxied: limits.proxied_listeners.clone().into_boxed_slice(),
-            turning_away: AtomicUsize::new(0),
             max_turning_away: (limits.reserved_descriptors / 2).max(1),
+            limits: limits.clone(),
         }
+    }
+
+    /// The admission state of a reloaded configuration with `limits`: the process's counts
+    /// carry on; the listener `i` of the new configuration counts with the old listener
+    /// `listeners_from[i]` (`None`: a new listener, from 0), and likewise for routes, so a
+    /// route's open tunnels still count against its cap after a reload. The process-wide
+    /// connection cap stays what it was when it was derived from the descriptor limit (the
+    /// descriptors open now include the connections it counts); the per-address table carries
+    /// on unless its limits changed.
+    pub fn carried_over(
+        &self,
+        limits: &AdmissionLimits,
+        listeners_from: &[Option<usize>],
+        routes_from: &[Option<usize>],
+    ) -> Admission {
+        let max_connections = match limits.max_connections {
+            None => self.max_connections,
+            Some(usize::MAX) => None,
+            Some(n) => Some(n),
+        };
+        let same_addresses = limits.per_address_connections == self.limits.per_address_connections
+            && limits.per_address_rate == self.limits.per_address_rate;
+        let addresses = match &self.addresses {
+            Some(table) if same_addresses => Some(Arc::clone(table)),
+            _ => {
+                Admission::new(&AdmissionLimits {
+                    max_connections: Some(usize::MAX),
+                    ..limits.clone()
+                })
+                .addresses
+            }
+        };
+        let carried = |old: &[Slot], caps: &[Option<usize>], from: &[Option<usize>]| {
+            caps.iter()
+                .enumerate()
+                .map(|(i, &max)| {
+                    let from = from.get(i).copied().flatten().and_then(|j| old.get(j));
+                    Slot::carried(max, from)
+                })
+                .collect()
+        };
+        Admission {
+            max_connections,
+            max_handshakes: limits.max_handshakes,
+            retry_after: limits.retry_after,
+            shared: Arc::clone(&self.shared),
+            listeners: carried(&self.listeners, &limits.listeners, listeners_from),
+            routes: carried(&self.routes, &limits.routes, routes_from),
+            addresses,
+            proxied: limits.proxied_listeners.clone().into_boxed_slice(),
+            max_turning_away: (limits.reserved_descriptors / 2).max(1),
+            limits: limits.clone(),
+        }
+    }
+
+    /// Open tunnels of route `index` (counted from routing on).
+    pub fn route_tunnels(&self, index: usize) -> usize {
+        self.routes
+            .get(index)
+            .map_or(0, |slot| slot.open.load(Ordering::Relaxed))
     }
 
     /// The process-wide cap on open connections in force (`None`: no cap).
@@ -189,7 +273,7 @@ impl Admission {
 
     /// Open client connections now.
     pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
+        self.shared.connections.load(Ordering::Relaxed)
     }
 
     fn reject(&self, reason: RejectionReason) -> Rejection {
@@ -211,7 +295,7 @@ impl Admission {
             handshaking: AtomicBool::new(false),
             route: AtomicUsize::new(NO_ROUTE),
         };
-        if !take(&self.connections, self.max_connections) {
+        if !take(&self.shared.connections, self.max_connections) {
             let max = self.max_connections.unwrap_or(usize::MAX);
             return Err(self.reject(RejectionReason::Connections(max)));
         }
@@ -223,7 +307,7 @@ impl Admission {
             }
             permit.held.listener = true;
         }
-        if !take(&self.handshakes, self.max_handshakes) {
+        if !take(&self.shared.handshakes, self.max_handshakes) {
             let max = self.max_handshakes.unwrap_or(usize::MAX);
             return Err(self.reject(RejectionReason::Handshakes(max)));
         }
@@ -238,7 +322,7 @@ impl Admission {
     /// Counts a connection from `addr` under the per-address limits (open connections and
     /// rate), or refuses it (429); `None` when there are no per-address limits.
     fn open_address(&self, addr: IpAddr) -> Result<Option<IpAddr>, Rejection> {
-        let Some((table, rate)) = &self.addresses else {
+        let Some((table, rate)) = self.addresses.as_deref() else {
             return Ok(None);
         };
         let addr = addr.to_canonical();
@@ -283,10 +367,10 @@ impl Admission {
         // when one is free (a client address over its own limit), else one of the few kept
         // in reserve for refusals; with neither, the connection is closed unanswered.
         let admission = Arc::clone(self);
-        let counter: fn(&Admission) = if take(&self.connections, self.max_connections) {
-            |a: &Admission| give(&a.connections)
-        } else if take(&self.turning_away, Some(self.max_turning_away)) {
-            |a: &Admission| give(&a.turning_away)
+        let counter: fn(&Admission) = if take(&self.shared.connections, self.max_connections) {
+            |a: &Admission| give(&a.shared.connections)
+        } else if take(&self.shared.turning_away, Some(self.max_turning_away)) {
+            |a: &Admission| give(&a.shared.turning_away)
         } else {
             return None;
         };
@@ -393,7 +477,7 @@ impl Permit {
 
     fn end_handshake(&self) {
         if self.handshaking.swap(false, Ordering::AcqRel) {
-            give(&self.admission.handshakes);
+            give(&self.admission.shared.handshakes);
         }
     }
 }
@@ -403,7 +487,7 @@ impl Drop for Permit {
         self.end_handshake();
         let admission = &self.admission;
         if self.held.connection {
-            give(&admission.connections);
+            give(&admission.shared.connections);
         }
         if self.held.listener {
             if let Some(slot) = admission.listeners.get(self.listener) {
@@ -414,7 +498,7 @@ impl Drop for Permit {
         if let Some(slot) = admission.routes.get(route) {
             give(&slot.open);
         }
-        if let (Some(addr), Some((table, _))) = (self.addr, &admission.addresses) {
+        if let (Some(addr), Some((table, _))) = (self.addr, admission.addresses.as_deref()) {
             match table.lock() {
                 Ok(mut t) => t.close(addr),
                 Err(poisoned) => poisoned.into_inner().close(addr),
@@ -450,11 +534,34 @@ mod tests {
             permits[1].enter_route(0).unwrap_err().reason,
             RejectionReason::Route(1)
         );
-        assert_eq!(admission.handshakes.load(Ordering::Relaxed), 1);
+        assert_eq!(admission.shared.handshakes.load(Ordering::Relaxed), 1);
         drop(permits);
         assert_eq!(admission.connections(), 0);
         assert_eq!(admission.routes[0].open.load(Ordering::Relaxed), 0);
-        assert_eq!(admission.handshakes.load(Ordering::Relaxed), 0);
+        assert_eq!(admission.shared.handshakes.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counts_of_routes_that_stay() {
+        let admission = Arc::new(Admission::new(&limits()));
+        let tunnel = admission.admit(0, A).unwrap();
+        tunnel.enter_route(0).unwrap();
+        // The reloaded configuration puts a new route first; the old one moves to index 1.
+        let reloaded = AdmissionLimits {
+            routes: vec![Some(1), Some(1)],
+            ..limits()
+        };
+        let next = Arc::new(admission.carried_over(&reloaded, &[Some(0)], &[None, Some(0)]));
+        assert_eq!((next.route_tunnels(0), next.route_tunnels(1)), (0, 1));
+        let later = next.admit(0, A).unwrap();
+        assert_eq!(
+            later.enter_route(1).unwrap_err().reason,
+            RejectionReason::Route(1)
+        );
+        assert_eq!(next.connections(), 2);
+        drop(tunnel);
+        assert_eq!((next.route_tunnels(1), next.connections()), (0, 1));
+        assert!(later.enter_route(0).is_ok());
     }
 
     #[test]

@@ -101,3 +101,10 @@ pub const HTTP_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time a plain-HTTP body (either way) may go without a byte before the exchange is cut
 /// (`http_idle_timeout`).
 pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// After SIGTERM, time the listeners keep accepting while readiness already says 503: zero,
+/// they stop at once.
+pub const DRAIN_DELAY: Duration = Duration::ZERO;
+/// Time over which open tunnels get their 1001 once the listeners stopped: zero, all at once.
+pub const DRAIN_WINDOW: Duration = Duration::ZERO;
+/// Time over which tunnels a reload orphaned get their 1001, once their grace is over.
+pub const ORPHANED_TUNNEL_WINDOW: Duration = Duration::ZERO;

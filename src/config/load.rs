@@ -138,6 +138,7 @@ impl Loader<'_> {
         let workers = workers(server.workers);
         let access_log = self.access_log(server);
         let admin = self.admin(&document.admin);
+        let winding_down = self.winding_down(server);
         if document.listeners.is_empty() {
             self.report.error(
                 None,
@@ -177,6 +178,7 @@ impl Loader<'_> {
             warnings: self.report.take_warnings(),
             admin,
             access_log,
+            winding_down,
         }
     }
 
@@ -565,3 +567,4 @@ pub(super) mod pool;
 mod proxy_protocol;
 #[cfg(test)]
 mod tests;
+mod winding_down;

@@ -91,7 +91,8 @@ pub struct GatewayConfig {
     pub routes: Vec<Route>,
     /// Time a client has to complete TLS and send its upgrade request (408 after it).
     pub handshake_timeout: Duration,
-    /// After a shutdown signal, time open relays get to close before they are cut.
+    /// After a shutdown signal, time open relays get to close before they are cut (counted from
+    /// the end of the drain window, see [`crate::drain`]).
     pub shutdown_timeout: Duration,
     /// Header size and count limits for both handshakes.
     pub limits: Limits,
@@ -107,6 +108,8 @@ pub struct GatewayConfig {
     pub admin: Option<SocketAddr>,
     /// The access log: its form, whether tunnels get an open line, how queries are written.
     pub access_log: AccessLogConfig,
+    /// How tunnels are wound down: the drain after SIGTERM, and tunnels a reload orphaned.
+    pub winding_down: crate::drain::WindingDown,
 }
 
 impl GatewayConfig {
@@ -129,6 +132,7 @@ impl GatewayConfig {
             warnings: Vec::new(),
             admin: None,
             access_log: AccessLogConfig::default(),
+            winding_down: crate::drain::WindingDown::default(),
         }
     }
 }

@@ -50,6 +50,14 @@ pub(super) struct ServerSection {
     pub(super) log_open: Option<bool>,
     /// Query values written into the access log as sent (they may carry tokens).
     pub(super) log_query_values: Option<bool>,
+    /// After SIGTERM, time the listeners keep accepting (readiness already 503).
+    pub(super) drain_delay: Option<Spanned<String>>,
+    /// Time over which open tunnels get their 1001 once the listeners stop.
+    pub(super) drain_window: Option<Spanned<String>>,
+    /// After a reload removed a tunnel's route or backend, time before it gets 1001.
+    pub(super) orphaned_tunnel_grace: Option<Spanned<String>>,
+    /// Time over which those tunnels' 1001s are spread.
+    pub(super) orphaned_tunnel_window: Option<Spanned<String>>,
 }
 
 /// Writes the tuning keys once and makes from that one list both tables that carry them:
