@@ -18,6 +18,7 @@ pub mod embed;
 mod error;
 pub mod gateway;
 pub mod head;
+pub mod http2;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;

@@ -547,6 +547,7 @@ fn template_references(template: &str) -> Vec<&str> {
 }
 
 mod auth;
+mod http2;
 mod limits;
 mod listener;
 mod observability;

@@ -39,6 +39,8 @@ pub struct ListenerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// What the listener does with a request before routing it.
     pub edge: EdgePolicy,
+    /// HTTP/2 beside HTTP/1.1 (WebSockets by extended CONNECT, RFC 8441); `None`: off.
+    pub http2: Option<crate::http2::Http2Settings>,
 }
 
 /// What a listener does with a request before routing: the canonical form of its path, whether
@@ -115,6 +117,7 @@ impl GatewayConfig {
                 address: listen,
                 tls: None,
                 edge: EdgePolicy::default(),
+                http2: None,
             }],
             routes: vec![Route::catch_all(upstream)],
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,

@@ -151,6 +151,8 @@ pub(super) struct ListenerSection {
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<u64>>,
+    pub(super) http2: Option<bool>,
+    pub(super) http2_max_concurrent_streams: Option<Spanned<u64>>,
 }
 
 /// `[listeners.tls]`.
