@@ -606,7 +606,7 @@ async fn ping_and_settings_floods_are_held_by_back_pressure() {
         // 3 M frames (over 50 MB): a gateway that queued every acknowledgement would take them
         // all; h2 reads the next frame only when the last acknowledgement is written, so a
         // client that does not read is stopped by its own TCP window.
-        let took_all = flood(&mut tcp, &frame, 3_000_000, Duration::from_secs(3)).await;
+        let took_all = flood(&mut tcp, &frame, 3_000_000, Duration::from_secs(2)).await;
         assert!(
             !took_all,
             "the gateway read a whole {name} flood without its answers read"
@@ -635,4 +635,49 @@ async fn a_connection_that_opens_no_stream_is_closed_at_the_handshake_timeout() 
     .await;
     assert_eq!(goaway, Some(0), "GOAWAY NO_ERROR");
     assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn shutdown_closes_http2_websockets_with_1001() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let mut client = h2_client(TcpStream::connect(gateway.addr).await.unwrap()).await;
+    let (status, ws, _) = open(&mut client, &gateway.addr.to_string(), "/", &[]).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    ws.echo(OpCode::Text, b"before the shutdown").await;
+    let stopping = tokio::spawn(gateway.stop());
+    let (h, p) = ws.recv().await.expect("a close on shutdown");
+    assert_eq!(
+        (h.opcode, &p[..2]),
+        (OpCode::Close, &1001u16.to_be_bytes()[..])
+    );
+    ws.send(OpCode::Close, &close_payload(1001, ""));
+    tokio::time::timeout(STEP, stopping)
+        .await
+        .expect("the gateway exits in time")
+        .unwrap();
+}
+
+#[test]
+fn the_stream_cap_is_checked_by_wsrelay_check() {
+    let zero = "[[listeners]]\naddress = \"127.0.0.1:0\"\nhttp2 = true\nhttp2_max_concurrent_streams = 0\n";
+    let checked = check_config(write_temp("zero.toml", zero), &[]);
+    assert_eq!(
+        checked.code,
+        Some(1),
+        "{}{}",
+        checked.stdout,
+        checked.stderr
+    );
+    let said = format!("{}{}", checked.stdout, checked.stderr);
+    assert!(
+        said.contains("invalid http2_max_concurrent_streams 0"),
+        "{said}"
+    );
+    let orphan = "[[listeners]]\naddress = \"127.0.0.1:0\"\nhttp2_max_concurrent_streams = 10\n";
+    let checked = check_config(write_temp("orphan.toml", orphan), &[]);
+    let said = format!("{}{}", checked.stdout, checked.stderr);
+    assert_eq!(checked.code, Some(1), "{said}");
+    assert!(said.contains("without http2 = true"), "{said}");
 }
