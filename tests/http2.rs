@@ -18,7 +18,7 @@ use rcgen::{CertificateParams, KeyPair};
 use support::*;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wsrelay::codec::{apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role};
+use wsrelay::codec::{write_frame, FrameHeader, OpCode, ParseConfig, Role};
 
 /// How long any single step may take before the test fails.
 const STEP: Duration = Duration::from_secs(10);
@@ -31,6 +31,12 @@ fn config(extra_listener: &str, routes: &str) -> String {
 
 fn echo_route(echo: SocketAddr) -> String {
     format!("[[routes]]\nname = \"echo\"\npath_prefix = \"/\"\nupstream = \"ws://{echo}\"\n")
+}
+
+/// A gateway with HTTP/2 on its one listener, every path to a fresh built-in echo.
+async fn echo_gateway() -> RunningGateway {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    gateway_from(load_config(&config("", &echo_route(echo)))).await
 }
 
 /// An HTTP/2 client connection (its driver runs as a task).
@@ -115,18 +121,8 @@ impl H2Ws {
 
     async fn recv_inner(&mut self) -> Option<(FrameHeader, Vec<u8>)> {
         loop {
-            match FrameHeader::parse(&self.buf, ParseConfig::new(Role::Client)) {
-                Ok(Parse::Complete(h, n)) if self.buf.len() as u64 >= n as u64 + h.payload_len => {
-                    let end = n + h.payload_len as usize;
-                    let mut payload = self.buf[n..end].to_vec();
-                    self.buf.drain(..end);
-                    if let Some(key) = h.mask {
-                        apply_mask(&mut payload, key, 0);
-                    }
-                    return Some((h, payload));
-                }
-                Ok(_) => {}
-                Err(e) => panic!("client received an invalid frame: {e}"),
+            if let Some(frame) = take_frame(&mut self.buf, ParseConfig::new(Role::Client)) {
+                return Some(frame);
             }
             let chunk = self.recv.data().await?.expect("stream data");
             let _ = self.recv.flow_control().release_capacity(chunk.len());
@@ -170,8 +166,7 @@ async fn hundred_echoes(client: SendRequest<Bytes>, authority: String) {
 
 #[tokio::test]
 async fn hundred_websockets_share_one_plain_connection_with_prior_knowledge() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let gateway = echo_gateway().await;
     let tcp = TcpStream::connect(gateway.addr).await.unwrap();
     let client = h2_client(tcp).await;
     hundred_echoes(client, gateway.addr.to_string()).await;
@@ -338,23 +333,36 @@ allowed_origins = ["https://chat.example"]
     );
 }
 
+/// Every path to a raw upstream.
+fn raw_route(upstream: SocketAddr) -> String {
+    format!("[[routes]]\nname = \"raw\"\npath_prefix = \"/\"\nupstream = \"ws://{upstream}\"\n")
+}
+
+/// Opens a WebSocket to `path` (200 expected) and takes the upstream's side of it.
+async fn opened(
+    client: &mut SendRequest<Bytes>,
+    authority: &str,
+    path: &str,
+    peers: &mut tokio::sync::mpsc::Receiver<RawPeer>,
+) -> (H2Ws, RawPeer) {
+    let (status, ws, _) = open(client, authority, path, &[]).await;
+    assert_eq!(status, 200);
+    let peer = tokio::time::timeout(STEP, peers.recv())
+        .await
+        .expect("the upstream contacted in time")
+        .expect("an upstream connection");
+    (ws.unwrap(), peer)
+}
+
 #[tokio::test]
 async fn a_stream_reset_closes_the_upstream_with_1001_and_an_upstream_close_ends_the_stream() {
     let (upstream, mut peers) = raw_upstream().await;
-    let routes = format!(
-        "[[routes]]\nname = \"raw\"\npath_prefix = \"/\"\nupstream = \"ws://{upstream}\"\n"
-    );
+    let routes = raw_route(upstream);
     let gateway = gateway_from(load_config(&config("", &routes))).await;
     let mut client = h2_client(TcpStream::connect(gateway.addr).await.unwrap()).await;
     let authority = gateway.addr.to_string();
     // A reset stream: the upstream gets 1001 (going away), as when a TCP client vanishes.
-    let (status, ws, _) = open(&mut client, &authority, "/reset", &[]).await;
-    assert_eq!(status, 200);
-    let mut ws = ws.unwrap();
-    let mut upstream_peer = tokio::time::timeout(STEP, peers.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut ws, mut upstream_peer) = opened(&mut client, &authority, "/reset", &mut peers).await;
     ws.send(OpCode::Text, b"before the reset");
     let (h, p) = upstream_peer.recv().await.unwrap();
     assert_eq!(
@@ -364,13 +372,7 @@ async fn a_stream_reset_closes_the_upstream_with_1001_and_an_upstream_close_ends
     ws.send.send_reset(h2::Reason::CANCEL);
     assert_eq!(upstream_peer.expect_close().await, Some(1001));
     // An upstream close: forwarded, answered, and the stream ends cleanly (END_STREAM).
-    let (status, ws, _) = open(&mut client, &authority, "/closing", &[]).await;
-    assert_eq!(status, 200);
-    let mut ws = ws.unwrap();
-    let mut upstream_peer = tokio::time::timeout(STEP, peers.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut ws, mut upstream_peer) = opened(&mut client, &authority, "/closing", &mut peers).await;
     upstream_peer
         .send(OpCode::Close, true, &close_payload(4000, "bye"))
         .await;
@@ -497,6 +499,14 @@ fn error_code(payload: &[u8], at: usize) -> u32 {
     ])
 }
 
+/// The error code of the first GOAWAY the gateway sends; `None` if it closes without one.
+async fn goaway_code(tcp: &mut TcpStream) -> Option<u32> {
+    read_frames(tcp, |kind, _, _, payload| {
+        (kind == GOAWAY).then(|| error_code(payload, 4))
+    })
+    .await
+}
+
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const GOAWAY: u8 = 0x7;
@@ -507,9 +517,7 @@ const ENHANCE_YOUR_CALM: u32 = 0xb;
 #[tokio::test]
 async fn streams_over_the_cap_are_refused() {
     let (upstream, _peers) = raw_upstream().await;
-    let routes = format!(
-        "[[routes]]\nname = \"raw\"\npath_prefix = \"/\"\nupstream = \"ws://{upstream}\"\n"
-    );
+    let routes = raw_route(upstream);
     let toml = config("http2_max_concurrent_streams = 2", &routes);
     let gateway = gateway_from(load_config(&toml)).await;
     let authority = gateway.addr.to_string();
@@ -541,8 +549,7 @@ async fn streams_over_the_cap_are_refused() {
 
 #[tokio::test]
 async fn rapid_reset_gets_a_goaway_enhance_your_calm() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let gateway = echo_gateway().await;
     let authority = gateway.addr.to_string();
     let mut tcp = raw_h2(gateway.addr).await;
     // CVE-2023-44487: open and at once cancel streams, in one burst.
@@ -555,17 +562,13 @@ async fn rapid_reset_gets_a_goaway_enhance_your_calm() {
     }
     // The gateway may close before it read all of it.
     let _ = tcp.write_all(&burst).await;
-    let goaway = read_frames(&mut tcp, |kind, _, _, payload| {
-        (kind == GOAWAY).then(|| error_code(payload, 4))
-    })
-    .await;
+    let goaway = goaway_code(&mut tcp).await;
     assert_eq!(goaway, Some(ENHANCE_YOUR_CALM));
 }
 
 #[tokio::test]
 async fn an_oversized_header_list_gets_431_and_the_connection_lives_on() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let gateway = echo_gateway().await;
     let authority = gateway.addr.to_string();
     let mut client = h2_client(TcpStream::connect(gateway.addr).await.unwrap()).await;
     // 20 KB of headers against the default 16 KiB limit (SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -597,8 +600,7 @@ async fn flood(tcp: &mut TcpStream, frame: &[u8], count: usize, within: Duration
 
 #[tokio::test]
 async fn ping_and_settings_floods_are_held_by_back_pressure() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let gateway = echo_gateway().await;
     let ping = h2_frame(0x6, 0, 0, &[7; 8]);
     let settings = settings_frame(&[(0x4, 65_535)]);
     for (name, frame) in [("PING", ping), ("SETTINGS", settings)] {
@@ -629,18 +631,14 @@ async fn a_connection_that_opens_no_stream_is_closed_at_the_handshake_timeout() 
     let gateway = gateway_from(load_config(&toml)).await;
     let mut tcp = raw_h2(gateway.addr).await;
     let started = std::time::Instant::now();
-    let goaway = read_frames(&mut tcp, |kind, _, _, payload| {
-        (kind == GOAWAY).then(|| error_code(payload, 4))
-    })
-    .await;
+    let goaway = goaway_code(&mut tcp).await;
     assert_eq!(goaway, Some(0), "GOAWAY NO_ERROR");
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
 #[tokio::test]
 async fn shutdown_closes_http2_websockets_with_1001() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let gateway = gateway_from(load_config(&config("", &echo_route(echo)))).await;
+    let gateway = echo_gateway().await;
     let mut client = h2_client(TcpStream::connect(gateway.addr).await.unwrap()).await;
     let (status, ws, _) = open(&mut client, &gateway.addr.to_string(), "/", &[]).await;
     assert_eq!(status, 200);
