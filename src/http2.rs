@@ -270,9 +270,8 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
     else {
         return side.into_response();
     };
-    let shared_for_relay = Arc::clone(&shared);
+    let streams = shared.streams.clone();
     let relay = async move {
-        let shared = shared_for_relay;
         match upgrading.await {
             Ok(upgraded) => {
                 let ready = ready.with_client(TokioIo::new(upgraded), Vec::new());
@@ -284,7 +283,7 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
         }
         drop(permit);
     };
-    hyper::rt::Executor::execute(&shared.streams, relay);
+    hyper::rt::Executor::execute(&streams, relay);
     side.into_response()
 }
 
@@ -409,6 +408,18 @@ fn h2_status(refusal: &Refusal) -> u16 {
     }
 }
 
+/// Headers of an HTTP/1.1 response an HTTP/2 response leaves out: connection-specific ones are
+/// not allowed in HTTP/2 (RFC 9113 §8.2.2), and the length is the body's own.
+const NOT_IN_HTTP2: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "te",
+];
+
 /// A refusal as an HTTP/2 response: the same status, end-to-end headers and body as its
 /// HTTP/1.1 rendering (one rendering, read back), without HTTP/1.1's connection headers.
 fn refusal_response(refusal: &Refusal) -> Response<Full<Bytes>> {
@@ -433,18 +444,7 @@ fn refusal_response(refusal: &Refusal) -> Response<Full<Bytes>> {
         StatusCode::from_u16(h2_status(refusal)).unwrap_or(StatusCode::BAD_GATEWAY);
     let out = response.headers_mut();
     for h in &headers {
-        // Connection-specific headers are not allowed in HTTP/2 (RFC 9113 §8.2.2), and the
-        // length is the body's own.
-        const DROPPED: [&str; 7] = [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "transfer-encoding",
-            "upgrade",
-            "content-length",
-            "te",
-        ];
-        if DROPPED.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
+        if NOT_IN_HTTP2.iter().any(|d| h.name.eq_ignore_ascii_case(d)) {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
