@@ -20,7 +20,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,8 +144,10 @@ struct Connection {
     peer: Peer,
     local: Option<SocketAddr>,
     streams: Streams,
-    /// A stream was opened: the connection is past its handshake timeout's reach.
-    opened: AtomicBool,
+    /// Request streams opened so far (none: the handshake timeout closes the connection).
+    streams_opened: AtomicUsize,
+    /// WebSockets accepted so far (their relays started).
+    websockets: AtomicUsize,
 }
 
 /// Serves one HTTP/2 connection until the client or the gateway ends it: each extended
@@ -179,7 +181,8 @@ pub(crate) async fn serve(
         peer,
         local,
         streams,
-        opened: AtomicBool::new(false),
+        streams_opened: AtomicUsize::new(0),
+        websockets: AtomicUsize::new(0),
     });
     let service = {
         let shared = Arc::clone(&shared);
@@ -216,7 +219,7 @@ pub(crate) async fn serve(
             }
             () = idle.as_mut(), if !idle_checked => {
                 idle_checked = true;
-                if !shared.opened.load(Ordering::Relaxed) {
+                if shared.streams_opened.load(Ordering::Relaxed) == 0 {
                     tracing::info!(peer = %shared.peer.addr, "HTTP/2 connection opened no stream in time; closing");
                     conn.as_mut().graceful_shutdown();
                 }
@@ -230,12 +233,20 @@ pub(crate) async fn serve(
         tasks.spawn(task);
     }
     while tasks.join_next().await.is_some() {}
+    // One line per HTTP/2 connection (its tunnels have their own): how many streams and
+    // WebSockets it carried, so an operator (or a test) sees HTTP/2 was used.
+    tracing::info!(
+        peer = %shared.peer.addr,
+        streams = shared.streams_opened.load(Ordering::Relaxed),
+        websockets = shared.websockets.load(Ordering::Relaxed),
+        "HTTP/2 connection finished"
+    );
 }
 
 /// One request stream: translated to its HTTP/1.1 head, run through the pipeline, answered;
 /// an accepted WebSocket's relay is handed to the connection's tasks.
 async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Response<Full<Bytes>> {
-    shared.opened.store(true, Ordering::Relaxed);
+    shared.streams_opened.fetch_add(1, Ordering::Relaxed);
     let started = Deadline::now();
     let listening = &shared.listening;
     let config = &listening.config;
@@ -271,6 +282,7 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
         return side.into_response();
     };
     let streams = shared.streams.clone();
+    shared.websockets.fetch_add(1, Ordering::Relaxed);
     let relay = async move {
         match upgrading.await {
             Ok(upgraded) => {

@@ -679,3 +679,82 @@ fn the_stream_cap_is_checked_by_wsrelay_check() {
     assert_eq!(checked.code, Some(1), "{said}");
     assert!(said.contains("without http2 = true"), "{said}");
 }
+
+/// The frame counts and close codes of an access log line.
+fn counts(line: &str) -> Vec<&str> {
+    line.split_whitespace()
+        .filter(|w| {
+            [
+                "c2u_frames=",
+                "c2u_bytes=",
+                "u2c_frames=",
+                "u2c_bytes=",
+                "client_close=",
+                "upstream_close=",
+            ]
+            .iter()
+            .any(|k| w.starts_with(k))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_access_log_sees_the_same_frames_over_http2_as_over_http11() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let relay = Binary::with_config(&config("", &echo_route(echo)), 1);
+    let messages: [&[u8]; 3] = [b"one", b"two", b"three"];
+    // HTTP/1.1.
+    let mut peer = match RawPeer::connect(&format!("ws://{}/h1", relay.addr()), &[], &[]).await {
+        Ok(peer) => peer,
+        Err(answer) => panic!("HTTP/1.1 upgrade refused: {}", answer.head),
+    };
+    for m in messages {
+        peer.send(OpCode::Text, true, m).await;
+        assert_eq!(peer.recv().await.unwrap().1, m);
+    }
+    peer.send(OpCode::Close, true, &close_payload(1000, ""))
+        .await;
+    assert_eq!(peer.expect_close().await, Some(1000));
+    // HTTP/2, the same messages.
+    let mut client = h2_client(TcpStream::connect(relay.addr()).await.unwrap()).await;
+    let (status, ws, _) = open(&mut client, &relay.addr().to_string(), "/h2", &[]).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    for m in messages {
+        ws.echo(OpCode::Text, m).await;
+    }
+    ws.send(OpCode::Close, &close_payload(1000, ""));
+    let (h, _) = ws.recv().await.expect("the close echoed");
+    assert_eq!(h.opcode, OpCode::Close);
+    let deadline = std::time::Instant::now() + STEP;
+    let lines = loop {
+        let lines = relay.log_lines("connection finished");
+        if lines.len() >= 2 || std::time::Instant::now() > deadline {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let h1 = lines
+        .iter()
+        .find(|l| l.contains("/h1"))
+        .expect("the HTTP/1.1 line");
+    let h2 = lines
+        .iter()
+        .find(|l| l.contains("/h2"))
+        .expect("the HTTP/2 line");
+    assert!(
+        h1.contains("c2u_frames=4") && h1.contains("u2c_frames=4"),
+        "{h1}"
+    );
+    assert_eq!(counts(h1), counts(h2), "\n{h1}\n{h2}");
+    // The HTTP/2 connection's own line, once the client lets it go.
+    drop((ws, client));
+    let line = relay
+        .wait_for_log("HTTP/2 connection finished", STEP)
+        .await
+        .expect("the HTTP/2 connection's line");
+    assert!(
+        line.contains("streams=1") && line.contains("websockets=1"),
+        "{line}"
+    );
+}
