@@ -13,8 +13,8 @@
 //! pattern (CVE-2023-44487: streams reset before they were served, and streams the server had
 //! to reset), header list size, and receive windows; SETTINGS and PING are answered one at a
 //! time (h2 reads the next frame only once the last acknowledgement is written), so a flood
-//! is held by the client's own TCP window. A connection that opens no stream within the
-//! handshake timeout is closed.
+//! is held by the client's own TCP window. A connection without a stream for the handshake
+//! timeout (none opened yet, or all ended) is closed.
 
 use std::future::Future;
 use std::io;
@@ -144,7 +144,7 @@ struct Connection {
     peer: Peer,
     local: Option<SocketAddr>,
     streams: Streams,
-    /// Request streams opened so far (none: the handshake timeout closes the connection).
+    /// Request streams opened so far, for the connection's log line.
     streams_opened: AtomicUsize,
     /// WebSockets accepted so far (their relays started).
     websockets: AtomicUsize,
@@ -196,11 +196,13 @@ pub(crate) async fn serve(
     let mut tasks = JoinSet::new();
     let mut stop = listening.stop.clone();
     let mut stopping = false;
-    // The handshake timeout, for a connection as a whole: one that opens no stream in time is
-    // closed (GOAWAY), as an HTTP/1.1 connection without a request gets its 408.
-    let idle = tokio::time::sleep_until(started + listening.config.handshake_timeout);
+    // The handshake timeout, for a connection as a whole: one without a stream for that long
+    // (none opened yet, or all of them ended) is closed with a GOAWAY, as an HTTP/1.1
+    // connection without a request gets its 408 and one whose tunnel ended is closed.
+    let timeout = listening.config.handshake_timeout;
+    let idle = tokio::time::sleep_until(started + timeout);
     let mut idle = std::pin::pin!(idle);
-    let mut idle_checked = false;
+    let mut idle_armed = true;
     loop {
         tokio::select! {
             served = conn.as_mut() => {
@@ -211,16 +213,22 @@ pub(crate) async fn serve(
             }
             Some(task) = rx.recv() => {
                 tasks.spawn(task);
+                idle_armed = false;
             }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                if tasks.is_empty() && !stopping {
+                    idle.as_mut().reset(Deadline::now() + timeout);
+                    idle_armed = true;
+                }
+            }
             _ = async { stop.wait_for(|s| *s).await.is_ok() }, if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = idle.as_mut(), if !idle_checked => {
-                idle_checked = true;
-                if shared.streams_opened.load(Ordering::Relaxed) == 0 {
-                    tracing::info!(peer = %shared.peer.addr, "HTTP/2 connection opened no stream in time; closing");
+            () = idle.as_mut(), if idle_armed => {
+                idle_armed = false;
+                if tasks.is_empty() {
+                    tracing::info!(peer = %shared.peer.addr, "HTTP/2 connection without a stream for the handshake timeout; closing");
                     conn.as_mut().graceful_shutdown();
                 }
             }

@@ -758,3 +758,32 @@ async fn the_access_log_sees_the_same_frames_over_http2_as_over_http11() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_whose_streams_ended_is_closed_at_the_handshake_timeout() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let toml = format!(
+        "[server]\nhandshake_timeout = \"300ms\"\n\n{}",
+        config("", &echo_route(echo))
+    );
+    let gateway = gateway_from(load_config(&toml)).await;
+    let authority = gateway.addr.to_string();
+    let mut tcp = raw_h2(gateway.addr).await;
+    let block = connect_block(&authority, "/short");
+    tcp.write_all(&h2_frame(HEADERS, END_HEADERS, 1, &block))
+        .await
+        .unwrap();
+    read_frames(&mut tcp, |kind, _, stream, _| {
+        (kind == HEADERS && stream == 1).then_some(())
+    })
+    .await
+    .expect("the WebSocket opened");
+    // Longer than the timeout with a stream open: the connection stays.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tcp.write_all(&h2_frame(RST_STREAM, 0, 1, &0x8u32.to_be_bytes()))
+        .await
+        .unwrap();
+    let reset = std::time::Instant::now();
+    assert_eq!(goaway_code(&mut tcp).await, Some(0), "GOAWAY NO_ERROR");
+    assert!(reset.elapsed() >= Duration::from_millis(250));
+}
