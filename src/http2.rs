@@ -4,7 +4,7 @@
 //! prior knowledge (the client's connection preface) beside HTTP/1.1. hyper's HTTP/2 server
 //! runs the connection; each request stream is translated to the HTTP/1.1 head it stands for
 //! (RFC 8441 §5: `:protocol = websocket` is the `Upgrade: websocket`) and goes through the one
-//! pipeline ([`Pipeline::upgrade`]): canonical form, route, Origin, admission, auth, pool and
+//! pipeline (`Pipeline::upgrade`): canonical form, route, Origin, admission, auth, pool and
 //! the upstream's HTTP/1.1 upgrade. The answer is a 200 on the stream, a refusal its status.
 //! The relay then runs over the stream: HTTP/2 flow control gives it the back-pressure TCP
 //! gives over HTTP/1.1, and it sees the same frames.
