@@ -39,6 +39,16 @@ async fn echo_gateway() -> RunningGateway {
     gateway_from(load_config(&config("", &echo_route(echo)))).await
 }
 
+/// [`echo_gateway`] with `[server] handshake_timeout` set.
+async fn echo_gateway_with_handshake_timeout(timeout: &str) -> RunningGateway {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let toml = format!(
+        "[server]\nhandshake_timeout = \"{timeout}\"\n\n{}",
+        config("", &echo_route(echo))
+    );
+    gateway_from(load_config(&toml)).await
+}
+
 /// An HTTP/2 client connection (its driver runs as a task).
 async fn h2_client<T>(io: T) -> SendRequest<Bytes>
 where
@@ -623,12 +633,7 @@ async fn ping_and_settings_floods_are_held_by_back_pressure() {
 
 #[tokio::test]
 async fn a_connection_that_opens_no_stream_is_closed_at_the_handshake_timeout() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let toml = format!(
-        "[server]\nhandshake_timeout = \"300ms\"\n\n{}",
-        config("", &echo_route(echo))
-    );
-    let gateway = gateway_from(load_config(&toml)).await;
+    let gateway = echo_gateway_with_handshake_timeout("300ms").await;
     let mut tcp = raw_h2(gateway.addr).await;
     let started = std::time::Instant::now();
     let goaway = goaway_code(&mut tcp).await;
@@ -761,12 +766,7 @@ async fn the_access_log_sees_the_same_frames_over_http2_as_over_http11() {
 
 #[tokio::test]
 async fn a_connection_whose_streams_ended_is_closed_at_the_handshake_timeout() {
-    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
-    let toml = format!(
-        "[server]\nhandshake_timeout = \"300ms\"\n\n{}",
-        config("", &echo_route(echo))
-    );
-    let gateway = gateway_from(load_config(&toml)).await;
+    let gateway = echo_gateway_with_handshake_timeout("300ms").await;
     let authority = gateway.addr.to_string();
     let mut tcp = raw_h2(gateway.addr).await;
     let block = connect_block(&authority, "/short");
