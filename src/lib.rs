@@ -20,6 +20,7 @@ mod error;
 pub mod gateway;
 pub mod head;
 pub mod http;
+pub mod http2;
 pub mod metrics;
 pub mod pipeline;
 pub mod pool;

@@ -119,7 +119,7 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
                 // Boxed: the refusal's state must not widen every silent connection's future.
-                Box::pin(refuse(&mut tcp, peer, "-", "-", refusal)).await;
+                Box::pin(refuse(&mut Http1(&mut tcp), peer, "-", "-", refusal)).await;
                 return;
             }
         }
@@ -188,7 +188,6 @@ async fn connection(accepted: Accepted, started: Deadline) {
         index,
         tls,
         config,
-        stop,
         metrics,
         ..
     } = &*listening;
@@ -205,48 +204,78 @@ async fn connection(accepted: Accepted, started: Deadline) {
             ..Pipeline::new(config, *index).with_metrics(metrics.as_deref())
         },
         started,
+        &listening,
     );
     let Some(ready) = Box::pin(accepting).await else {
         return;
     };
-    let tunnel = metrics
-        .as_ref()
-        .map(|m| m.tunnel_opened(&ready.route, &ready.backend));
-    let live = tunnel.as_ref().map(|t| t.live());
-    let logged = access_log::Tunnel {
-        client: peer,
-        listener: local,
-        route: &ready.route,
-        backend: &ready.backend,
-        target: &ready.target,
-        upstream_status: 101,
-        subprotocol: ready.protocol.as_deref(),
-        extensions: ready.extensions.as_deref(),
-    };
-    access_log::opened(&config.access_log, &logged);
-    // The pool may end the tunnel too: its maximum lifetime, or its backend marked down.
-    let ending = ready.lease.as_ref().and_then(crate::pool::Lease::ending);
-    // One expression: the relay's builder and its running future never both take room in this
-    // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
-    let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
-        .client_preread(&ready.client_preread)
-        .upstream_preread(&ready.upstream_preread)
-        .with_shutdown(crate::drain::closing(
-            stop.clone(),
-            config.winding_down.drain_window,
-            ending,
-            (listening.generations.clone())
-                .map(|g| crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())),
-        ))
-        .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
-        .with_live_traffic(live)
-        .run()
-        .await;
-    if let Some(tunnel) = tunnel {
-        tunnel.finish(&outcome);
+    relay(ready, &listening, peer, local, started).await;
+}
+
+/// Runs the relay of a connection past both handshakes (an HTTP/1.1 connection, or one
+/// HTTP/2 stream), with its metrics and access log lines; 1001 to both sides on shutdown.
+/// `started` is when the client's handshake time began, for the log line.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep `ready` twice in the state every relayed connection holds"
+)]
+pub(crate) fn relay<'l, S>(
+    ready: Ready<S>,
+    listening: &'l Listening,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    started: Deadline,
+) -> impl Future<Output = ()> + 'l
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'l,
+{
+    async move {
+        let Listening {
+            config,
+            stop,
+            metrics,
+            ..
+        } = listening;
+        let tunnel = metrics
+            .as_ref()
+            .map(|m| m.tunnel_opened(&ready.route, &ready.backend));
+        let live = tunnel.as_ref().map(|t| t.live());
+        let logged = access_log::Tunnel {
+            client: peer,
+            listener: local,
+            route: &ready.route,
+            backend: &ready.backend,
+            target: &ready.target,
+            upstream_status: 101,
+            subprotocol: ready.protocol.as_deref(),
+            extensions: ready.extensions.as_deref(),
+        };
+        access_log::opened(&config.access_log, &logged);
+        // The pool may end the tunnel too: its maximum lifetime, or its backend marked down.
+        let ending = ready.lease.as_ref().and_then(crate::pool::Lease::ending);
+        // One expression: the relay's builder and its running future never both take room in this
+        // future's state. The preread vectors are empty (unallocated) unless a peer pipelined.
+        let outcome = Relay::new(ready.client, ready.upstream, &ready.options)
+            .client_preread(&ready.client_preread)
+            .upstream_preread(&ready.upstream_preread)
+            .with_shutdown(crate::drain::closing(
+                stop.clone(),
+                config.winding_down.drain_window,
+                ending,
+                (listening.generations.clone()).map(|g| {
+                    crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())
+                }),
+            ))
+            .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
+            .with_live_traffic(live)
+            .run()
+            .await;
+        if let Some(tunnel) = tunnel {
+            tunnel.finish(&outcome);
+        }
+        // Timed from the accept, as the log line has always been.
+        access_log::finished(&config.access_log, &logged, started.elapsed(), &outcome);
     }
-    // Timed from the accept, as the log line has always been.
-    access_log::finished(&config.access_log, &logged, started.elapsed(), &outcome);
 }
 
 /// The listener's TLS handshake (if any), then the pipeline, all within the one handshake
@@ -258,6 +287,7 @@ async fn accept(
     tls: Option<TlsAcceptor>,
     pipeline: Pipeline<'_>,
     started: Deadline,
+    listening: &Arc<Listening>,
 ) -> Option<Ready<Stream>> {
     let _ = tcp.set_nodelay(true);
     let deadline = started + pipeline.handshake_timeout;
@@ -282,6 +312,22 @@ async fn accept(
             }
         },
     };
+    if let Some(http2) = crate::http2::offered(&client, listening, deadline).await {
+        // The connection's handshake is over; each of its streams is admitted on its own.
+        if let Some(permit) = pipeline.admission {
+            permit.end_handshake();
+        }
+        // Boxed: an HTTP/2 connection's state is not part of every HTTP/1.1 connection's.
+        Box::pin(crate::http2::serve(
+            client,
+            http2,
+            peer,
+            Arc::clone(listening),
+            started,
+        ))
+        .await;
+        return None;
+    }
     pipeline.handshake(client, peer, started).await.ok()
 }
 
@@ -354,11 +400,11 @@ impl<'a> Pipeline<'a> {
             }
             Ok(Err(HeadError::Io(e))) => return Err(e.into()),
             Ok(Err(HeadError::Parse(e))) => {
-                return Err(refuse(&mut client, addr, "-", "-", e.into()).await)
+                return Err(refuse(&mut Http1(&mut client), addr, "-", "-", e.into()).await)
             }
             Err(_) => {
                 let refusal = Refusal::HandshakeTimeout(self.handshake_timeout);
-                return Err(refuse(&mut client, addr, "-", "-", refusal).await);
+                return Err(refuse(&mut Http1(&mut client), addr, "-", "-", refusal).await);
             }
         };
         // The handshake is timed from here (its head received) to its 101 written.
@@ -367,7 +413,7 @@ impl<'a> Pipeline<'a> {
             Ok(authority) => authority,
             Err(refusal) => {
                 let target = head.target.clone();
-                return Err(refuse(&mut client, addr, "-", &target, refusal).await);
+                return Err(refuse(&mut Http1(&mut client), addr, "-", &target, refusal).await);
             }
         };
         // Plain HTTP on an `http = true` route: served until the connection ends, or until an
@@ -388,24 +434,70 @@ impl<'a> Pipeline<'a> {
             } else {
                 (client, buf, head, consumed, authority)
             };
+        let passed = self
+            .upgrade_canonical(
+                &mut Http1(&mut client),
+                head,
+                authority,
+                peer,
+                head_received,
+            )
+            .await?;
+        // Sized to what was pipelined (nothing, usually): the read buffer itself is not kept.
+        Ok(passed.with_client(client, buf[consumed..].to_vec()))
+    }
+
+    /// The stages every upgrade goes through once its head is read, whatever the transport
+    /// (an HTTP/1.1 request, or an HTTP/2 extended CONNECT translated to one): canonical target
+    /// and Host, route, Origin, admission, auth, pool and upstream upgrade, then the client's
+    /// answer. Refusals are answered through `client` and logged here. The result has no
+    /// client yet: the caller adds its own ([`Ready::with_client`]).
+    pub(crate) async fn upgrade<C: ClientSide>(
+        &self,
+        client: &mut C,
+        mut head: RequestHead,
+        peer: Peer,
+        head_received: Instant,
+    ) -> Result<Ready<()>, Error> {
+        let addr = peer.addr;
+        let authority = match edge::canonicalize(&mut head, self.edge, &peer) {
+            Ok(authority) => authority,
+            Err(refusal) => {
+                let target = head.target.clone();
+                return Err(refuse(client, addr, "-", &target, refusal).await);
+            }
+        };
+        self.upgrade_canonical(client, head, authority, peer, head_received)
+            .await
+    }
+
+    /// The stages of [`Pipeline::upgrade`] after the canonical form: route, Origin, admission,
+    /// auth, pool and upstream upgrade, then the client's answer.
+    async fn upgrade_canonical<C: ClientSide>(
+        &self,
+        client: &mut C,
+        head: RequestHead,
+        authority: Authority,
+        peer: Peer,
+        head_received: Instant,
+    ) -> Result<Ready<()>, Error> {
+        let addr = peer.addr;
         let target = head.target.clone();
         let (index, route, request) = match self.route(head, &authority, peer) {
             Ok(chosen) => chosen,
             Err((route, refusal)) => {
-                return Err(refuse(&mut client, addr, route, &target, refusal).await)
+                return Err(refuse(client, addr, route, &target, refusal).await)
             }
         };
         if let Some(Err(rejection)) = self.admission.map(|p| p.enter_route(index)) {
             let refusal = Refusal::Admission(rejection);
-            return Err(refuse(&mut client, addr, &route.name, &target, refusal).await);
+            return Err(refuse(client, addr, &route.name, &target, refusal).await);
         }
         // Auth (JWT) where the route names a provider: 401 before any upstream is contacted.
         let (mut request, mut target) = (request, target);
         let close_at = match crate::auth::admit(route, &mut request, &mut target) {
             Ok(close_at) => close_at,
-            Err(refusal) => {
-                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
-            }
+            Err(refusal) => return Err(refuse(client, addr, &route.name, &target, refusal).await),
         };
         let connecting = Instant::now();
         let connected = match crate::pool::connect(route, &request, self.limits).await {
@@ -415,13 +507,11 @@ impl<'a> Pipeline<'a> {
                 }
                 connected
             }
-            Err(refusal) => {
-                return Err(refuse(&mut client, addr, &route.name, &target, refusal).await)
-            }
+            Err(refusal) => return Err(refuse(client, addr, &route.name, &target, refusal).await),
         };
         let upstream = &connected.connection;
         let cookie = connected.set_cookie.as_deref();
-        if let Err(e) = answer(&mut client, &request, upstream, cookie).await {
+        if let Err(e) = client.accept(&request, upstream, cookie).await {
             let target = &*access_log::loggable_target(&target, false);
             tracing::info!(peer = %addr, route = %route.name, target, error = %e, "client left before the 101");
             return Err(e.into());
@@ -438,11 +528,10 @@ impl<'a> Pipeline<'a> {
             ..
         } = connected;
         Ok(Ready {
-            client,
+            client: (),
             upstream: upstream.stream,
             options,
-            // Sized to what was pipelined (nothing, usually): the read buffer itself is not kept.
-            client_preread: buf[consumed..].to_vec(),
+            client_preread: Vec::new(),
             upstream_preread: upstream.preread,
             route: route.name.clone(),
             target,
@@ -487,6 +576,71 @@ impl<'a> Pipeline<'a> {
     }
 }
 
+/// The client's end of a handshake, as the shared stages see it: how the upgrade is accepted
+/// and how a refusal is answered. HTTP/1.1 writes a 101 or the refusal's response bytes
+/// ([`Http1`]); HTTP/2 answers the CONNECT stream with a 200 or the refusal's status
+/// (`crate::http2`).
+pub(crate) trait ClientSide {
+    /// Accepts the upgrade, with the subprotocol and extensions the upstream chose and the
+    /// pool's sticky cookie.
+    fn accept(
+        &mut self,
+        request: &ClientRequest,
+        upstream: &UpstreamConnection,
+        set_cookie: Option<&str>,
+    ) -> impl Future<Output = io::Result<()>>;
+
+    /// Answers `refusal` (its status, headers and short body) and ends the client's request.
+    fn refuse(&mut self, refusal: &Refusal) -> impl Future<Output = ()>;
+
+    /// The status `refusal` has on this transport, for logs and metrics.
+    fn status(&self, refusal: &Refusal) -> u16 {
+        refusal.status()
+    }
+}
+
+/// An HTTP/1.1 client connection as the client's side of its one handshake.
+pub(crate) struct Http1<'s, S>(pub(crate) &'s mut S);
+
+impl<S: AsyncWrite + Unpin> ClientSide for Http1<'_, S> {
+    async fn accept(
+        &mut self,
+        request: &ClientRequest,
+        upstream: &UpstreamConnection,
+        set_cookie: Option<&str>,
+    ) -> io::Result<()> {
+        answer(self.0, request, upstream, set_cookie).await
+    }
+
+    async fn refuse(&mut self, refusal: &Refusal) {
+        let mut out = Vec::new();
+        refusal.write_response(&mut out);
+        let _ = self.0.write_all(&out).await;
+        let _ = self.0.shutdown().await;
+    }
+}
+
+impl Ready<()> {
+    /// The same connection with its client: the stream the relay runs on, and the bytes the
+    /// client sent behind its request.
+    pub(crate) fn with_client<S>(self, client: S, client_preread: Vec<u8>) -> Ready<S> {
+        Ready {
+            client,
+            upstream: self.upstream,
+            options: self.options,
+            client_preread,
+            upstream_preread: self.upstream_preread,
+            route: self.route,
+            target: self.target,
+            close_at: self.close_at,
+            protocol: self.protocol,
+            extensions: self.extensions,
+            backend: self.backend,
+            lease: self.lease,
+        }
+    }
+}
+
 /// Writes the client's 101: its key's accept, and the subprotocol and extensions the upstream
 /// chose (pass-through negotiation).
 async fn answer<S: AsyncWrite + Unpin>(
@@ -508,14 +662,14 @@ async fn answer<S: AsyncWrite + Unpin>(
 }
 
 /// Answers a refusal (its one response), logs it, closes the client's side, and returns it.
-async fn refuse<S: AsyncWrite + Unpin>(
-    client: &mut S,
+pub(crate) async fn refuse<C: ClientSide>(
+    client: &mut C,
     peer: SocketAddr,
     route: &str,
     target: &str,
     refusal: Refusal,
 ) -> Error {
-    let status = refusal.status();
+    let status = client.status(&refusal);
     metrics::count_refusal(route, status);
     // Query values are left out (tokens travel there); a refused request's most of all.
     let target = &*access_log::loggable_target(target, false);
@@ -527,10 +681,7 @@ async fn refuse<S: AsyncWrite + Unpin>(
             tracing::info!(%peer, route, target, status, reason = %refusal, "handshake refused")
         }
     }
-    let mut out = Vec::new();
-    refusal.write_response(&mut out);
-    let _ = client.write_all(&out).await;
-    let _ = client.shutdown().await;
+    client.refuse(&refusal).await;
     Error::Refused(refusal)
 }
 

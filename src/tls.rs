@@ -131,6 +131,11 @@ pub fn server_config(certificates: &[CertificateFiles]) -> Result<rustls::Server
     Ok(config)
 }
 
+/// Offers HTTP/2 (`h2`) in ALPN before `http/1.1`, for a listener with HTTP/2 on.
+pub fn offer_h2(config: &mut rustls::ServerConfig) {
+    config.alpn_protocols = vec![b"h2".to_vec(), ALPN_HTTP11.to_vec()];
+}
+
 /// TLS settings towards a `wss://` upstream.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamTls {

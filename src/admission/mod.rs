@@ -475,7 +475,9 @@ impl Permit {
         Ok(())
     }
 
-    fn end_handshake(&self) {
+    /// The connection's handshake is over without a route (an HTTP/2 connection, whose
+    /// streams are admitted one by one): its handshake place is given back.
+    pub(crate) fn end_handshake(&self) {
         if self.handshaking.swap(false, Ordering::AcqRel) {
             give(&self.admission.shared.handshakes);
         }

@@ -560,6 +560,7 @@ fn template_references(template: &str) -> Vec<&str> {
 
 mod auth;
 mod http;
+mod http2;
 mod limits;
 mod listener;
 mod observability;

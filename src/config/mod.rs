@@ -42,6 +42,8 @@ pub struct ListenerConfig {
     /// `proxy_protocol = true`: the peers that must start with a PROXY header (and the only
     /// ones accepted); `None`: no PROXY protocol on this listener.
     pub proxy_protocol: Option<crate::proxy_protocol::AcceptProxy>,
+    /// HTTP/2 beside HTTP/1.1 (WebSockets by extended CONNECT, RFC 8441); `None`: off.
+    pub http2: Option<crate::http2::Http2Settings>,
 }
 
 /// What a listener does with a request before routing: the canonical form of its path, whether
@@ -122,6 +124,7 @@ impl GatewayConfig {
                 tls: None,
                 edge: EdgePolicy::default(),
                 proxy_protocol: None,
+                http2: None,
             }],
             routes: vec![Route::catch_all(upstream)],
             handshake_timeout: defaults::HANDSHAKE_TIMEOUT,

@@ -167,6 +167,8 @@ pub(super) struct ListenerSection {
     pub(super) max_connections: Option<Spanned<u64>>,
     pub(super) proxy_protocol: Option<Spanned<bool>>,
     pub(super) proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) http2: Option<bool>,
+    pub(super) http2_max_concurrent_streams: Option<Spanned<u64>>,
 }
 
 /// `[listeners.tls]`.

@@ -230,18 +230,8 @@ impl RawPeer {
                 allowed_rsv: self.allowed_rsv,
                 ..ParseConfig::new(self.role)
             };
-            match FrameHeader::parse(&self.buf, config) {
-                Ok(Parse::Complete(h, n)) if self.buf.len() as u64 >= n as u64 + h.payload_len => {
-                    let end = n + h.payload_len as usize;
-                    let mut payload = self.buf[n..end].to_vec();
-                    self.buf.drain(..end);
-                    if let Some(key) = h.mask {
-                        apply_mask(&mut payload, key, 0);
-                    }
-                    return Some((h, payload));
-                }
-                Ok(_) => {}
-                Err(e) => panic!("peer received an invalid frame: {e}"),
+            if let Some(frame) = take_frame(&mut self.buf, config) {
+                return Some(frame);
             }
             let mut chunk = vec![0u8; 64 * 1024];
             let n = self.stream.read(&mut chunk).await.ok()?;
@@ -617,4 +607,22 @@ pub fn free_loopback_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Takes the next complete frame off the front of `buf`, its payload unmasked; `None` until
+/// `buf` holds one whole frame. Panics on an invalid frame (the peer is a test's).
+pub fn take_frame(buf: &mut Vec<u8>, config: ParseConfig) -> Option<(FrameHeader, Vec<u8>)> {
+    match FrameHeader::parse(buf, config) {
+        Ok(Parse::Complete(h, n)) if buf.len() as u64 >= n as u64 + h.payload_len => {
+            let end = n + h.payload_len as usize;
+            let mut payload = buf[n..end].to_vec();
+            buf.drain(..end);
+            if let Some(key) = h.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            Some((h, payload))
+        }
+        Ok(_) => None,
+        Err(e) => panic!("peer received an invalid frame: {e}"),
+    }
 }

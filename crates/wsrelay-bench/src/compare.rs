@@ -55,6 +55,12 @@ pub struct CompareArgs {
     /// beside the raw proxy and the direct connection; nothing else, no memory workloads.
     #[arg(long)]
     metrics_overhead: bool,
+    /// The cost of HTTP/2: `wsrelay-h2` (a listener with `http2 = true`, every WebSocket of a
+    /// workload a stream of one HTTP/2 connection) against `wsrelay` over HTTP/1.1 (a TCP
+    /// connection each), interleaved on bulk and small, beside the raw proxy and the direct
+    /// connection; nothing else, no memory workloads. Smoke mode measures `wsrelay-h2` too.
+    #[arg(long)]
+    http2: bool,
 }
 
 /// One workload: how to load a system, and which number is its headline.
@@ -229,7 +235,18 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         start("wsrelay-metrics", &wsrelay, counted, p)?;
         scraper = Some(tokio::spawn(scrape_every_second(loopback(admin))));
     }
-    if !args.smoke && !args.metrics_overhead {
+    if args.http2 || args.smoke {
+        let p = free_port()?;
+        let config = http2_config(&root, p, &echo_url)?;
+        let args = vec![
+            "--config".into(),
+            config.display().to_string(),
+            "--log".into(),
+            "warn".into(),
+        ];
+        start("wsrelay-h2", &wsrelay, args, p)?;
+    }
+    if !args.smoke && !args.metrics_overhead && !args.http2 {
         let p = free_port()?;
         start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
         let p = free_port()?;
@@ -277,6 +294,9 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     if args.metrics_overhead {
         workloads.retain(|w| matches!(w.name, "bulk" | "small" | "latency"));
     }
+    if args.http2 {
+        workloads.retain(|w| matches!(w.name, "bulk" | "small"));
+    }
     // results[workload][system] = reports over repetitions
     let mut results: Vec<Vec<Vec<Report>>> = workloads
         .iter()
@@ -294,6 +314,7 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
                     rate: workload.rate,
                     duration,
                     messages: None,
+                    http2: system.name == "wsrelay-h2",
                 };
                 let report = load::run(config)
                     .await
@@ -330,10 +351,10 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     let names: Vec<&'static str> = systems
         .iter()
         .map(|s| s.name)
-        .filter(|n| *n != "direct")
+        .filter(|n| *n != "direct" && *n != "wsrelay-h2")
         .collect();
     drop(systems);
-    if !args.no_memory && !args.metrics_overhead {
+    if !args.no_memory && !args.metrics_overhead && !args.http2 {
         let pending = if args.smoke {
             200
         } else {
@@ -590,6 +611,7 @@ fn tabulate(
             ));
         }
     }
+    md.push_str(&http2_ratios(workloads, systems, results));
     md.push_str("\n### Process RSS after the runs (KiB)\n\n| system | RSS |\n|---|---|\n");
     for (system, rss) in systems.iter().zip(rss) {
         if let Some(kib) = rss {
@@ -597,4 +619,58 @@ fn tabulate(
         }
     }
     (md, serde_json::Value::Object(json))
+}
+
+/// The configuration of `wsrelay-h2`: one plain listener on `port` with HTTP/2 on (prior
+/// knowledge), pass-through like `wsrelay` (no UTF-8 validation), every path to the echo.
+fn http2_config(root: &Path, port: u16, echo_url: &str) -> Result<PathBuf, String> {
+    let dir = root.join("target/bench/wsrelay-h2");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("wsrelay.toml");
+    let toml = format!(
+        "[[listeners]]\naddress = \"{}\"\nhttp2 = true\n\n[defaults]\nvalidate_utf8 = false\n\n\
+         [[routes]]\nname = \"echo\"\npath_prefix = \"/\"\nupstream = \"{echo_url}\"\n",
+        loopback(port)
+    );
+    std::fs::write(&path, toml).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// HTTP/2 against HTTP/1.1 (`wsrelay-h2` / `wsrelay`) per workload, medians of this run: the
+/// workload's headline (MB/s or msgs/s) and its p50 and p99 latency.
+fn http2_ratios(
+    workloads: &[Workload],
+    systems: &[System],
+    results: &[Vec<Vec<Report>>],
+) -> String {
+    let index = |name: &str| systems.iter().position(|s| s.name == name);
+    let (Some(h2), Some(h1)) = (index("wsrelay-h2"), index("wsrelay")) else {
+        return String::new();
+    };
+    let mut md = String::from(
+        "\n### HTTP/2 / HTTP/1.1 (wsrelay-h2 / wsrelay, medians of this run)\n\n\
+         | workload | headline ratio | p50 ratio | p99 ratio |\n|---|---|---|---|\n",
+    );
+    for (w, workload) in workloads.iter().enumerate() {
+        let med = |s: usize, f: &dyn Fn(&Report) -> f64| {
+            median(&mut results[w][s].iter().map(f).collect::<Vec<_>>())
+        };
+        let headline = |r: &Report| {
+            if workload.size >= 1024 {
+                r.mb_per_sec()
+            } else {
+                r.msgs_per_sec()
+            }
+        };
+        let p50 = |r: &Report| r.latency_us(0.5) as f64;
+        let p99 = |r: &Report| r.latency_us(0.99) as f64;
+        md.push_str(&format!(
+            "| {} | {:.2}x | {:.2}x | {:.2}x |\n",
+            workload.name,
+            med(h2, &headline) / med(h1, &headline),
+            med(h2, &p50) / med(h1, &p50),
+            med(h2, &p99) / med(h1, &p99),
+        ));
+    }
+    md
 }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use wsrelay::codec::{
@@ -19,6 +18,11 @@ use wsrelay::codec::{
 };
 use wsrelay::handshake::{Limits, UpgradeRequest, UpstreamResponse, WsUri};
 use wsrelay::head::{read_head, HeadError};
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 /// Hard bounds, so no run can go on without end.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -60,6 +64,10 @@ pub struct LoadConfig {
     /// Stop after this many messages per connection (closed loop), if set.
     #[arg(long)]
     pub messages: Option<u64>,
+    /// Open every connection as a stream of ONE HTTP/2 connection (prior knowledge, extended
+    /// CONNECT of RFC 8441) instead of a TCP connection each; the endpoint must speak HTTP/2.
+    #[arg(long)]
+    pub http2: bool,
 }
 
 /// What a run measured.
@@ -168,8 +176,23 @@ pub fn check(config: &LoadConfig) -> Result<SocketAddr, String> {
 pub async fn run(config: LoadConfig) -> Result<Report, String> {
     let addr = check(&config)?;
     let mut streams = Vec::with_capacity(config.connections);
-    for _ in 0..config.connections {
-        streams.push(connect(addr, &config.url).await);
+    if config.http2 {
+        let mut client = Some(http2_client(addr).await?);
+        for _ in 0..config.connections {
+            // A failed stream counts as a failed connection; the HTTP/2 connection lives on.
+            streams.push(match client.as_mut() {
+                Some(client) => connect_http2(client, &config.url).await.map(Opened::Http2),
+                None => Err("no HTTP/2 connection".into()),
+            });
+        }
+    } else {
+        for _ in 0..config.connections {
+            streams.push(
+                connect(addr, &config.url)
+                    .await
+                    .map(|(s, l)| Opened::Tcp(s, l)),
+            );
+        }
     }
     let start = Instant::now();
     let deadline = start + config.duration;
@@ -180,25 +203,32 @@ pub async fn run(config: LoadConfig) -> Result<Report, String> {
     let mut tasks = Vec::new();
     let mut failed = 0usize;
     for (i, stream) in streams.into_iter().enumerate() {
-        let Ok((stream, leftover)) = stream else {
+        let Ok(stream) = stream else {
             failed += 1;
             continue;
         };
-        let (reader, writer) = stream.into_split();
         let window = Arc::new(Semaphore::new(config.window));
         let cfg = config.clone();
         // Spread open-loop schedules so connections do not fire in lockstep.
         let phase = per_connection_rate
             .map(|r| Duration::from_secs_f64(i as f64 / config.connections as f64 / r));
-        let writer_task = tokio::spawn(write_loop(
-            writer,
-            cfg,
-            start,
-            deadline,
-            window.clone(),
-            per_connection_rate.zip(phase),
-        ));
-        let reader_task = tokio::spawn(read_loop(reader, leftover, start, window, stopped.clone()));
+        let schedule = per_connection_rate.zip(phase);
+        let stopped = stopped.clone();
+        // Each transport's halves get loops of their own type: no dynamic dispatch per write.
+        let (writer_task, reader_task) = match stream {
+            Opened::Tcp(stream, leftover) => {
+                let (reader, writer) = stream.into_split();
+                let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
+                let reader = read_loop(reader, leftover, start, window, stopped);
+                (tokio::spawn(writer), tokio::spawn(reader))
+            }
+            Opened::Http2(stream) => {
+                let (reader, writer) = tokio::io::split(stream);
+                let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
+                let reader = read_loop(reader, Vec::new(), start, window, stopped);
+                (tokio::spawn(writer), tokio::spawn(reader))
+            }
+        };
         tasks.push((writer_task, reader_task));
     }
     let mut readers = Vec::with_capacity(tasks.len());
@@ -259,10 +289,66 @@ pub async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8
     }
 }
 
+/// A WebSocket the load runs on: its own TCP connection (with bytes read past the 101), or a
+/// stream of the run's one HTTP/2 connection.
+enum Opened {
+    Tcp(TcpStream, Vec<u8>),
+    Http2(TokioIo<Upgraded>),
+}
+
+/// One HTTP/2 connection with prior knowledge to `addr`; its driver runs as a task.
+async fn http2_client(addr: SocketAddr) -> Result<Http2Sender, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// The request side of the run's HTTP/2 connection.
+type Http2Sender = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
+
+/// Opens a WebSocket as an extended CONNECT stream (RFC 8441) on `client`.
+async fn connect_http2(client: &mut Http2Sender, url: &WsUri) -> Result<TokioIo<Upgraded>, String> {
+    // The server's SETTINGS (which enable extended CONNECT) may trail the handshake: a few
+    // tries, 20 ms apart, before the first stream.
+    let mut tries = 0;
+    loop {
+        let mut request = hyper::Request::builder()
+            .method(hyper::Method::CONNECT)
+            .uri(format!("http://{}{}", url.authority(), url.path_and_query))
+            .header("sec-websocket-version", "13")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        client.ready().await.map_err(|e| e.to_string())?;
+        match client.send_request(request).await {
+            Ok(response) if response.status() == hyper::StatusCode::OK => {
+                let upgraded = hyper::upgrade::on(response)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(TokioIo::new(upgraded));
+            }
+            Ok(response) => return Err(format!("CONNECT refused with {}", response.status())),
+            Err(e) if tries < 10 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(format!("CONNECT failed: {e}")),
+        }
+    }
+}
+
 /// Sends messages until the deadline (or message count); returns how many were sent, or
 /// `None` if the connection failed. `schedule` is the open-loop rate and phase.
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     config: LoadConfig,
     start: Instant,
     deadline: Instant,
@@ -352,8 +438,8 @@ struct ReadResult {
 }
 
 /// Reads echoed frames, timing each message by the stamp it carries.
-async fn read_loop(
-    mut reader: OwnedReadHalf,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: R,
     leftover: Vec<u8>,
     start: Instant,
     window: Arc<Semaphore>,

@@ -31,6 +31,7 @@ impl Loader<'_> {
                 None
             }
         };
+        let http2 = self.http2(l);
         let tls = match &l.tls {
             None => None,
             Some(tls) => {
@@ -60,7 +61,12 @@ impl Loader<'_> {
                     return None;
                 }
                 match tls::server_config(&files) {
-                    Ok(config) => Some(Arc::new(config)),
+                    Ok(mut config) => {
+                        if http2.is_some() {
+                            tls::offer_h2(&mut config);
+                        }
+                        Some(Arc::new(config))
+                    }
                     Err(e) => {
                         self.report.at(
                             tls,
@@ -80,6 +86,7 @@ impl Loader<'_> {
             tls,
             edge,
             proxy_protocol,
+            http2,
         })
     }
 
