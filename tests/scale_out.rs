@@ -11,7 +11,9 @@
 //! - `rolling_restart`: each instance replaced in turn (a new process on a new port, added
 //!   through HAProxy's runtime API; the old one set to drain there, then SIGTERM) while new
 //!   clients connect at more than 50 a second and steady tunnels keep echoing: no failed
-//!   handshake, no message lost on a tunnel that was not drained.
+//!   handshake, no message lost on a tunnel that was not drained;
+//! - `reloads`: ten SIGHUP reloads of every instance under the same traffic, one of them an
+//!   invalid file: no tunnel closed, no failed handshake, the invalid one reported.
 //!
 //! Another scenario is one more `async fn(&mut Cluster)` called from the test: the cluster
 //! (`Cluster::start`, `start_instance`, `replace`, `terminate`), clients (`open_tunnel`,
@@ -612,96 +614,129 @@ struct Counts {
     drained: AtomicUsize,
 }
 
+/// Steady traffic through the balancer while a scenario runs: 30 tunnels echoing every 50 ms
+/// (a tunnel closed with 1001 reconnects) and a new client every 15 ms (an upgrade, an echo
+/// and a close), counted.
+struct Traffic {
+    counts: Arc<Counts>,
+    stop: tokio::sync::watch::Sender<bool>,
+    steady: Vec<tokio::task::JoinHandle<()>>,
+    arrivals: tokio::task::JoinHandle<u64>,
+}
+
+impl Traffic {
+    /// Starts the traffic towards `front`.
+    fn start(front: SocketAddr) -> Traffic {
+        let counts = Arc::new(Counts::default());
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        // Steady tunnels: echo every 50 ms; a 1001 (their instance drained) means reconnect.
+        let mut steady = Vec::new();
+        for id in 0..30 {
+            let (counts, mut stop) = (counts.clone(), stop.clone());
+            steady.push(tokio::spawn(async move {
+                let mut seq = 0u64;
+                'tunnels: loop {
+                    let mut tunnel = match open_tunnel(front).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            eprintln!("steady {id}: failed handshake: {e}");
+                            counts.failed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    counts.opened.fetch_add(1, Ordering::Relaxed);
+                    loop {
+                        if *stop.borrow() {
+                            tunnel.close().await;
+                            break 'tunnels;
+                        }
+                        seq += 1;
+                        match tunnel.echo(&format!("steady {id} {seq}")).await {
+                            Echo::Back => counts.echoed.fetch_add(1, Ordering::Relaxed),
+                            Echo::Closed(Some(1001)) => {
+                                counts.drained.fetch_add(1, Ordering::Relaxed);
+                                continue 'tunnels;
+                            }
+                            other => {
+                                eprintln!("steady {id}: lost: {other:?}");
+                                counts.lost.fetch_add(1, Ordering::Relaxed);
+                                continue 'tunnels;
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                }
+            }));
+        }
+        // New clients: one every 15 ms, each an upgrade, an echo and a close.
+        let arrivals = {
+            let (counts, stop) = (counts.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(15));
+                let mut clients = tokio::task::JoinSet::new();
+                let mut n = 0u64;
+                while !*stop.borrow() {
+                    tick.tick().await;
+                    n += 1;
+                    let counts = counts.clone();
+                    clients.spawn(async move {
+                        match open_tunnel(front).await {
+                            Ok(mut t) => {
+                                counts.opened.fetch_add(1, Ordering::Relaxed);
+                                match t.echo(&format!("new {n}")).await {
+                                    Echo::Back => {
+                                        counts.echoed.fetch_add(1, Ordering::Relaxed);
+                                        t.close().await;
+                                    }
+                                    Echo::Closed(Some(1001)) => {
+                                        counts.drained.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    other => {
+                                        eprintln!("new client {n}: lost: {other:?}");
+                                        counts.lost.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!("new client {n}: failed handshake: {e}");
+                                counts.failed.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    });
+                    while clients.try_join_next().is_some() {}
+                }
+                while clients.join_next().await.is_some() {}
+                n
+            })
+        };
+        Traffic {
+            counts,
+            stop: stop_tx,
+            steady,
+            arrivals,
+        }
+    }
+
+    /// Stops the traffic and waits for every client; the counts and the number of new clients.
+    async fn stop(self) -> (Arc<Counts>, u64) {
+        let _ = self.stop.send(true);
+        let arrived = self.arrivals.await.unwrap();
+        for s in self.steady {
+            s.await.unwrap();
+        }
+        (self.counts, arrived)
+    }
+}
+
 /// Every instance replaced in turn while new clients connect at about 66 a second and steady
 /// tunnels echo every 50 ms: no failed handshake, no message lost outside drained tunnels.
 async fn rolling_restart(cluster: &mut Cluster) {
     let front = cluster.haproxy.front;
-    let counts = Arc::new(Counts::default());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    // Steady tunnels: echo every 50 ms; a 1001 (their instance drained) means reconnect.
-    let mut steady = Vec::new();
-    for id in 0..30 {
-        let (counts, mut stop) = (counts.clone(), stop.clone());
-        steady.push(tokio::spawn(async move {
-            let mut seq = 0u64;
-            'tunnels: loop {
-                let mut tunnel = match open_tunnel(front).await {
-                    Ok(t) => t,
-                    Err(e) => {
-                        eprintln!("steady {id}: failed handshake: {e}");
-                        counts.failed.fetch_add(1, Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                counts.opened.fetch_add(1, Ordering::Relaxed);
-                loop {
-                    if *stop.borrow() {
-                        tunnel.close().await;
-                        break 'tunnels;
-                    }
-                    seq += 1;
-                    match tunnel.echo(&format!("steady {id} {seq}")).await {
-                        Echo::Back => counts.echoed.fetch_add(1, Ordering::Relaxed),
-                        Echo::Closed(Some(1001)) => {
-                            counts.drained.fetch_add(1, Ordering::Relaxed);
-                            continue 'tunnels;
-                        }
-                        other => {
-                            eprintln!("steady {id}: lost: {other:?}");
-                            counts.lost.fetch_add(1, Ordering::Relaxed);
-                            continue 'tunnels;
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        }));
-    }
-    // New clients: one every 15 ms, each an upgrade, an echo and a close.
-    let arrivals = {
-        let (counts, stop) = (counts.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(15));
-            let mut clients = tokio::task::JoinSet::new();
-            let mut n = 0u64;
-            while !*stop.borrow() {
-                tick.tick().await;
-                n += 1;
-                let counts = counts.clone();
-                clients.spawn(async move {
-                    match open_tunnel(front).await {
-                        Ok(mut t) => {
-                            counts.opened.fetch_add(1, Ordering::Relaxed);
-                            match t.echo(&format!("new {n}")).await {
-                                Echo::Back => {
-                                    counts.echoed.fetch_add(1, Ordering::Relaxed);
-                                    t.close().await;
-                                }
-                                Echo::Closed(Some(1001)) => {
-                                    counts.drained.fetch_add(1, Ordering::Relaxed);
-                                }
-                                other => {
-                                    eprintln!("new client {n}: lost: {other:?}");
-                                    counts.lost.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            eprintln!("new client {n}: failed handshake: {e}");
-                            counts.failed.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-                while clients.try_join_next().is_some() {}
-            }
-            while clients.join_next().await.is_some() {}
-            n
-        })
-    };
+    let traffic = Traffic::start(front);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut steps = Vec::new();
@@ -715,11 +750,7 @@ async fn rolling_restart(cluster: &mut Cluster) {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = stop_tx.send(true);
-    let arrived = arrivals.await.unwrap();
-    for s in steady {
-        s.await.unwrap();
-    }
+    let (counts, arrived) = traffic.stop().await;
     let took = started.elapsed();
     let rate = arrived as f64 / took.as_secs_f64();
     let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
@@ -749,6 +780,118 @@ async fn rolling_restart(cluster: &mut Cluster) {
     assert_eq!(up.len(), 3, "{servers:?}");
 }
 
+/// Ten reloads (SIGHUP to every instance) while traffic flows, the configuration changing
+/// each time (a timeout, a route added and removed) and the sixth file invalid: no tunnel
+/// closed, no failed handshake, no message lost; the invalid file reported by every instance
+/// with its position, and the running configuration kept.
+async fn reloads(cluster: &mut Cluster) {
+    let base = std::fs::read_to_string(&cluster.config).unwrap();
+    let upstream = base
+        .lines()
+        .find(|l| l.starts_with("upstream = "))
+        .expect("the shared file's upstream")
+        .to_owned();
+    let traffic = Traffic::start(cluster.haproxy.front);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let count = |cluster: &Cluster, needle: &str| -> Vec<usize> {
+        (cluster.instances.iter())
+            .map(|inst| inst.binary.log_lines(needle).len())
+            .collect()
+    };
+    let (applied_before, refused_before) = (
+        count(cluster, "reloaded: generation"),
+        count(cluster, "reload refused"),
+    );
+    const INVALID: usize = 5;
+    for k in 0..10 {
+        let timeout = if k == INVALID {
+            "soon".to_owned()
+        } else {
+            format!("{}s", 5 + k)
+        };
+        let mut text = base.replacen(
+            "[server]\n",
+            &format!("[server]\nhandshake_timeout = \"{timeout}\"\n"),
+            1,
+        );
+        if k % 2 == 1 {
+            text +=
+                &format!("\n[[routes]]\nname = \"extra\"\npath_prefix = \"/extra/\"\n{upstream}\n");
+        }
+        // Written whole, then renamed over the file: no instance reads half a file.
+        let next = cluster.config.with_extension("next");
+        std::fs::write(&next, text).unwrap();
+        std::fs::rename(&next, &cluster.config).unwrap();
+        let needle = if k == INVALID {
+            "reload refused"
+        } else {
+            "reloaded: generation"
+        };
+        let before = count(cluster, needle);
+        for inst in &cluster.instances {
+            let pid = inst.binary.child.id().to_string();
+            assert!(Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success());
+        }
+        let waiting = Instant::now();
+        while count(cluster, needle)
+            .iter()
+            .zip(&before)
+            .any(|(a, b)| a <= b)
+        {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(10),
+                "reload {k}: not every instance logged {needle:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (counts, arrived) = traffic.stop().await;
+    let took = started.elapsed();
+    std::fs::write(&cluster.config, &base).unwrap();
+    let applied: Vec<usize> = (count(cluster, "reloaded: generation").iter())
+        .zip(&applied_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let refused: Vec<usize> = (count(cluster, "reload refused").iter())
+        .zip(&refused_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let positioned: Vec<usize> = (cluster.instances.iter())
+        .map(|inst| {
+            inst.binary
+                .log_lines("invalid duration \"soon\"")
+                .iter()
+                .filter(|l| l.contains("wsrelay.toml:"))
+                .count()
+        })
+        .collect();
+    let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+    println!(
+        "reloads: 10 SIGHUPs to each of 3 instances in {took:?}; applied per instance \
+         {applied:?}, refused {refused:?} (positioned diagnostics {positioned:?}); {arrived} new \
+         clients; handshakes {} ok, {} failed; echoes {}; tunnels closed {}; messages lost {}",
+        load(&counts.opened),
+        load(&counts.failed),
+        load(&counts.echoed),
+        load(&counts.drained),
+        load(&counts.lost)
+    );
+    assert_eq!(applied, vec![9; 3]);
+    assert_eq!(refused, vec![1; 3]);
+    assert!(positioned.iter().all(|&n| n >= 1), "{positioned:?}");
+    assert_eq!(load(&counts.failed), 0, "failed handshakes");
+    assert_eq!(load(&counts.drained), 0, "tunnels closed by a reload");
+    assert_eq!(load(&counts.lost), 0, "messages lost");
+    assert!(load(&counts.echoed) > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_behind_haproxy_with_the_proxy_protocol() {
     let Some(mut cluster) = Cluster::start().await else {
@@ -760,5 +903,6 @@ async fn three_instances_behind_haproxy_with_the_proxy_protocol() {
     // Back to three for the next scenario: a fresh instance in a free slot.
     cluster.add_instance().await;
     rolling_restart(&mut cluster).await;
+    reloads(&mut cluster).await;
     println!("scale-out scenarios took {:?}", started.elapsed());
 }
