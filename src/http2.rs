@@ -270,7 +270,13 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
         }
     };
     // Each WebSocket counts under the admission limits as an HTTP/1.1 connection does.
-    let permit = match listening.admission.admit(listening.index, addr.ip()) {
+    // Behind a PROXY protocol balancer, per-address limits count the carried address (a
+    // no-op where the accept already counted it).
+    let admitted = (listening.admission.admit(listening.index, addr.ip())).and_then(|mut p| {
+        p.admit_address(addr.ip())?;
+        Ok(p)
+    });
+    let permit = match admitted {
         Ok(permit) => permit,
         Err(rejection) => {
             let refusal = Refusal::Admission(rejection);

@@ -787,3 +787,32 @@ async fn a_connection_whose_streams_ended_is_closed_at_the_handshake_timeout() {
     assert_eq!(goaway_code(&mut tcp).await, Some(0), "GOAWAY NO_ERROR");
     assert!(reset.elapsed() >= Duration::from_millis(250));
 }
+
+/// Behind a PROXY protocol balancer, each WebSocket stream counts under the per-address limits
+/// as the address the header carried, as the connection itself does (regression: streams on
+/// such a listener were not counted by address at all).
+#[tokio::test]
+async fn streams_behind_a_proxy_header_count_the_carried_address() {
+    let echo = wsrelay::echo::spawn(loopback()).await.unwrap();
+    let toml = format!(
+        "[limits]\nper_address_connections = 2\n\n{}",
+        config(
+            "proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.0/8\"]",
+            &echo_route(echo)
+        )
+    );
+    let gateway = gateway_from(load_config(&toml)).await;
+    let client: SocketAddr = "192.0.2.7:1000".parse().unwrap();
+    let mut tcp = TcpStream::connect(gateway.addr).await.unwrap();
+    tcp.write_all(&v2_ipv4(client, gateway.addr)).await.unwrap();
+    let mut h2 = h2_client(tcp).await;
+    let authority = gateway.addr.to_string();
+    // The connection holds one of the address's two places, the first stream the other.
+    let (status, ws, _) = open(&mut h2, &authority, "/", &[]).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    ws.echo(OpCode::Text, b"first").await;
+    let (status, _, _) = open(&mut h2, &authority, "/", &[]).await;
+    assert_eq!(status, 429, "the carried address is over its limit");
+    ws.echo(OpCode::Text, b"still open").await;
+}

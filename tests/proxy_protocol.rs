@@ -13,22 +13,6 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
-
-/// A v2 PROXY header for TCP over IPv4, written by hand from the specification (§2.2).
-fn v2_ipv4(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (source, destination) else {
-        panic!("IPv4 addresses")
-    };
-    let mut out = SIGNATURE.to_vec();
-    out.extend_from_slice(&[0x21, 0x11, 0x00, 0x0C]);
-    out.extend_from_slice(&s.ip().octets());
-    out.extend_from_slice(&d.ip().octets());
-    out.extend_from_slice(&s.port().to_be_bytes());
-    out.extend_from_slice(&d.port().to_be_bytes());
-    out
-}
-
 /// A v2 LOCAL header (a balancer's health check): no addresses.
 fn v2_local() -> Vec<u8> {
     [SIGNATURE.as_slice(), &[0x20, 0x00, 0x00, 0x00]].concat()

@@ -626,3 +626,20 @@ pub fn take_frame(buf: &mut Vec<u8>, config: ParseConfig) -> Option<(FrameHeader
         Err(e) => panic!("peer received an invalid frame: {e}"),
     }
 }
+
+/// The PROXY protocol v2 signature (the first 12 bytes of every v2 header).
+pub const SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// A v2 PROXY header for TCP over IPv4, written by hand from the specification (§2.2).
+pub fn v2_ipv4(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (source, destination) else {
+        panic!("IPv4 addresses")
+    };
+    let mut out = SIGNATURE.to_vec();
+    out.extend_from_slice(&[0x21, 0x11, 0x00, 0x0C]);
+    out.extend_from_slice(&s.ip().octets());
+    out.extend_from_slice(&d.ip().octets());
+    out.extend_from_slice(&s.port().to_be_bytes());
+    out.extend_from_slice(&d.port().to_be_bytes());
+    out
+}
