@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian packages for the tests' install scripts (install-chromium.sh,
-# install-node-ws.sh): `apt-install.sh PACKAGE...`, without recommends, refreshing the package
+# Installs Debian packages for the install scripts (install-*.sh): `apt-install.sh PACKAGE...`, without recommends, refreshing the package
 # lists only when a first attempt fails. apt-get's output goes to stderr, so a slow first
 # install is visible. Exits 3, saying why on stderr, where nothing can be installed (no apt-get,
 # not root).

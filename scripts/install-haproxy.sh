@@ -5,15 +5,7 @@
 set -euo pipefail
 if command -v haproxy >/dev/null 2>&1; then command -v haproxy; exit 0; fi
 [ -x /usr/sbin/haproxy ] && { echo /usr/sbin/haproxy; exit 0; }
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "haproxy is not installed and apt-get is not available" >&2; exit 3
-fi
-if [ "$(id -u)" != 0 ]; then
-    echo "haproxy is not installed and installing it needs root" >&2; exit 3
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2 || true
-apt-get install -y -qq haproxy >&2
+"$(dirname "$0")/apt-install.sh" haproxy
 # Debian's package may start a system haproxy; the test runs its own instances.
 (command -v service >/dev/null && service haproxy stop >/dev/null 2>&1) || true
 command -v haproxy || echo /usr/sbin/haproxy

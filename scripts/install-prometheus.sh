@@ -14,18 +14,9 @@ found() {
     return 1
 }
 found && exit 0
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "prometheus is not installed and apt-get is not available" >&2; exit 3
-fi
-if [ "$(id -u)" != 0 ]; then
-    echo "prometheus is not installed and installing it needs root" >&2; exit 3
-fi
-export DEBIAN_FRONTEND=noninteractive
-# Without recommends: the node exporter and the web UI's assets are not needed.
-if ! apt-get install -y -qq --no-install-recommends prometheus >&2 2>/dev/null; then
-    apt-get update -qq >&2 || true
-    apt-get install -y -qq --no-install-recommends prometheus >&2
-fi
+# Without recommends (apt-install.sh's way): the node exporter and the web UI's assets are
+# not needed.
+"$(dirname "$0")/apt-install.sh" prometheus
 # Debian's package may start a system Prometheus on port 9090; the tests run their own.
 (command -v service >/dev/null && service prometheus stop >/dev/null 2>&1) || true
 found || { echo "the prometheus package installed but promtool or prometheus is missing" >&2; exit 4; }

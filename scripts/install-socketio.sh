@@ -10,17 +10,8 @@ dir="${WSRELAY_SOCKETIO_DIR:-$root/target/socketio}"
 if [ -f "$dir/node_modules/socket.io/package.json" ] && [ -f "$dir/node_modules/socket.io-client/package.json" ]; then
     echo "$dir"; exit 0
 fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "node/npm are not installed and apt-get is not available" >&2; exit 3
-    fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "node/npm are not installed and installing them needs root" >&2; exit 3
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2 || true
-    apt-get install -y -qq nodejs npm >&2
-fi
+command -v node >/dev/null 2>&1 || "$root/scripts/apt-install.sh" nodejs
+command -v npm >/dev/null 2>&1 || "$root/scripts/apt-install.sh" npm
 mkdir -p "$dir"
 cd "$dir"
 [ -f package.json ] || echo '{"name":"wsrelay-socketio-test","private":true}' > package.json
