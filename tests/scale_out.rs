@@ -6,10 +6,12 @@
 //! One test runs the scenarios in order on one cluster, each printing its numbers:
 //! - `spread`: 300 clients spread over the three; each instance logs the clients' own
 //!   addresses (from the PROXY header), never HAProxy's;
-//! - `drain_one`: one instance gets SIGTERM; its clients get 1001, reconnect through HAProxy
-//!   and land on the other two, with no failed handshake;
+//! - `drain_one`: one instance gets SIGTERM, nothing else: its `/readyz` turns 503 and
+//!   HAProxy's health check takes it out of rotation during its `drain_delay`; then its
+//!   clients get 1001, reconnect through HAProxy and land on the other two, with no failed
+//!   handshake;
 //! - `rolling_restart`: each instance replaced in turn (a new process on a new port, added
-//!   through HAProxy's runtime API; the old one set to drain there, then SIGTERM) while new
+//!   through HAProxy's runtime API; then SIGTERM to the old one, as above) while new
 //!   clients connect at more than 50 a second and steady tunnels keep echoing: no failed
 //!   handshake, no message lost on a tunnel that was not drained;
 //! - `reloads`: ten SIGHUP reloads of every instance under the same traffic, one of them an
@@ -73,17 +75,23 @@ impl Drop for Haproxy {
 
 impl Haproxy {
     /// Starts HAProxy with `instances` in the first slots of backend `wsrelay`, the other
-    /// slots disabled until a replacement takes one. What a deployment would set: health
-    /// checks every 100 ms (the PROXY header is sent on them too), a refused connection
+    /// slots disabled until a replacement takes one; `instances` are (listener, admin listener)
+    /// pairs. What a deployment would set: a health check every 100 ms on each instance's
+    /// `/readyz` (so an instance that starts draining is out at once), a refused connection
     /// retried and redispatched to another server.
-    fn start(binary: &Path, dir: &Path, instances: &[SocketAddr]) -> Haproxy {
+    fn start(binary: &Path, dir: &Path, instances: &[(SocketAddr, SocketAddr)]) -> Haproxy {
         let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let socket = dir.join("haproxy.sock");
         let mut servers = String::new();
         for slot in 0..SLOTS {
             match instances.get(slot) {
-                Some(addr) => servers += &format!("    server s{slot} {addr}\n"),
-                None => servers += &format!("    server s{slot} 127.0.0.1:9 disabled\n"),
+                // `port`: where the health check goes (the instance's admin listener).
+                Some((addr, admin)) => {
+                    servers += &format!("    server s{slot} {addr} port {}\n", admin.port())
+                }
+                // A free slot has a check port of its own from the start too: HAProxy sends the PROXY
+                // header on checks only to servers without one (the admin listener takes none).
+                None => servers += &format!("    server s{slot} 127.0.0.1:9 port 9 disabled\n"),
             }
         }
         let config = format!(
@@ -92,7 +100,8 @@ impl Haproxy {
              \x20   timeout server 60s\n    retries 3\n    option redispatch 1\n\n\
              frontend front\n    bind {front}\n    default_backend wsrelay\n\n\
              backend wsrelay\n    balance roundrobin\n\
-             \x20   default-server send-proxy-v2 check inter 100ms fall 1 rise 1 source 127.0.0.1\n\
+             \x20   option httpchk\n    http-check send meth GET uri /readyz\n\
+             \x20   default-server send-proxy-v2 check inter 100ms fall 2 rise 1 source 127.0.0.1\n\
              {servers}",
             socket = socket.display()
         );
@@ -164,12 +173,18 @@ impl Haproxy {
         }
     }
 
-    /// Points free slot `slot` at `addr` and puts it in service once its check passes.
-    async fn add(&self, slot: usize, addr: SocketAddr) {
+    /// Points free slot `slot` at `addr` (health-checked on `admin`) and puts it in service
+    /// once its check passes.
+    async fn add(&self, slot: usize, addr: SocketAddr, admin: SocketAddr) {
         let set = self.command(&format!(
             "set server wsrelay/s{slot} addr {} port {}",
             addr.ip(),
             addr.port()
+        ));
+        assert!(!set.contains("No such"), "{set}");
+        let set = self.command(&format!(
+            "set server wsrelay/s{slot} check-port {}",
+            admin.port()
         ));
         assert!(!set.contains("No such"), "{set}");
         self.command(&format!("set server wsrelay/s{slot} state ready"));
@@ -196,12 +211,15 @@ struct Cluster {
     retired: Vec<Binary>,
 }
 
-/// The one configuration every instance runs: port 0, so each gets its own port (announced
+/// The one configuration every instance runs: port 0, so each gets its own ports (announced
 /// on stdout) from the same file; PROXY protocol from loopback; JSON access log with a line
-/// when a tunnel opens, which is where the client's address is read.
+/// when a tunnel opens, which is where the client's address is read; the drain an
+/// orchestrator would configure: `/readyz` 503 and still accepting for 500 ms after SIGTERM
+/// (five of HAProxy's checks), then the 1001s spread over 300 ms.
 fn shared_config(echo: SocketAddr) -> String {
     format!(
-        "[server]\nworkers = 1\nshutdown_timeout = \"5s\"\nlog_format = \"json\"\nlog_open = true\n\n\
+        "[server]\nworkers = 1\nshutdown_timeout = \"5s\"\nlog_format = \"json\"\nlog_open = true\n\
+         drain_delay = \"500ms\"\ndrain_window = \"300ms\"\n\n[admin]\naddress = \"127.0.0.1:0\"\n\n\
          [[listeners]]\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\n\
          proxy_protocol_from = [\"127.0.0.0/8\"]\n\n\
          [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://{echo}\"\n"
@@ -231,7 +249,7 @@ impl Cluster {
         let config = write_temp("wsrelay.toml", &shared_config(echo));
         let dir = config.parent().unwrap().to_owned();
         let binaries: Vec<Binary> = (0..3).map(|_| start_instance(&config)).collect();
-        let addrs: Vec<SocketAddr> = binaries.iter().map(Binary::addr).collect();
+        let addrs: Vec<(SocketAddr, SocketAddr)> = binaries.iter().map(addresses).collect();
         let haproxy = Haproxy::start(&haproxy, &dir, &addrs);
         for slot in 0..3 {
             haproxy.wait_status(slot, "UP").await;
@@ -269,23 +287,18 @@ impl Cluster {
         }
     }
 
-    /// Takes instance `i` out as an operator would: its HAProxy slot set to drain (no new
-    /// connections; the ones it has stay), then SIGTERM (it stops accepting and closes its
-    /// tunnels with 1001), then, once it has exited, the slot in maintenance and free.
-    /// Returns the process (its log). The balancer is told first because today's SIGTERM
-    /// closes the listener and sends 1001 at the same instant: a client reconnecting at once
-    /// could otherwise be sent back to it in the moment before its listener closes (and be
-    /// reset there), and HAProxy redispatches only connections that fail to connect.
+    /// Takes instance `i` out as an orchestrator would: SIGTERM and nothing else. Its
+    /// `/readyz` turns 503 at once, so HAProxy's check takes it out of rotation while it still
+    /// accepts (`drain_delay`); then it stops accepting and closes its tunnels with 1001 over
+    /// `drain_window`, and the clients reconnect to the others. Once it has exited its slot is
+    /// put in maintenance, free for a replacement. Returns the process (its log).
     async fn terminate(&mut self, i: usize) -> Binary {
         let Instance { mut binary, slot } = self.instances.remove(i);
-        self.haproxy
-            .command(&format!("set server wsrelay/s{slot} state drain"));
-        self.haproxy.wait_status(slot, "DRAIN").await;
-        // Connections HAProxy already sent its way are accepted before it stops.
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let pid = binary.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
+        // Out of rotation by its readiness alone, while it still accepts.
+        self.haproxy.wait_status(slot, "DOWN").await;
         let started = Instant::now();
         while binary.child.try_wait().unwrap().is_none() {
             assert!(
@@ -315,9 +328,18 @@ impl Cluster {
             .find(|s| !used.contains(s))
             .expect("a free HAProxy slot");
         let binary = start_instance(&self.config);
-        self.haproxy.add(slot, binary.addr()).await;
+        let (addr, admin) = addresses(&binary);
+        self.haproxy.add(slot, addr, admin).await;
         self.instances.push(Instance { binary, slot });
     }
+}
+
+/// An instance's listener and admin listener.
+fn addresses(binary: &Binary) -> (SocketAddr, SocketAddr) {
+    let admin = binary
+        .admin
+        .expect("the instance announces its admin listener");
+    (binary.addr(), admin)
 }
 
 /// The client addresses a `wsrelay` process logged as opening a tunnel (JSON access log).
@@ -526,6 +548,9 @@ async fn drain_one(cluster: &mut Cluster, tunnels: Vec<Tunnel>) {
     let (mut leaving, staying): (Vec<Tunnel>, Vec<Tunnel>) = tunnels
         .into_iter()
         .partition(|t| on_first.contains(&t.local));
+    // Tunnels the other two logged so far: every one they log from here on is a reconnect.
+    // (Counted, not matched by address: a reconnecting client may get its old port again.)
+    let before: Vec<usize> = (1..3).map(|i| cluster.logged_clients(i).len()).collect();
     let started = Instant::now();
     // Each leaving client waits for its close and reconnects on its own task, so none waits
     // for another; they are running before the signal goes.
@@ -566,18 +591,11 @@ async fn drain_one(cluster: &mut Cluster, tunnels: Vec<Tunnel>) {
             }
         }
     }
-    let moved: BTreeSet<SocketAddr> = back.iter().map(|t| t.local).collect();
-    let on_retired = clients_in(&retired)
-        .iter()
-        .filter(|c| moved.contains(c))
-        .count();
+    let on_retired = clients_in(&retired).len() - on_first.len();
     cluster.retired.push(retired);
-    cluster.wait_logged(300 + moved.len()).await;
+    cluster.wait_logged(300 + back.len()).await;
     let landed: Vec<usize> = (0..2)
-        .map(|i| {
-            let logged = cluster.logged_clients(i);
-            logged.iter().filter(|c| moved.contains(c)).count()
-        })
+        .map(|i| cluster.logged_clients(i).len() - before[i])
         .collect();
     let stats = cluster.haproxy.servers();
     let (retries, redispatches) = stats.values().fold((0, 0), |(r, d), s| (r + s.1, d + s.2));
@@ -771,6 +789,10 @@ async fn rolling_restart(cluster: &mut Cluster) {
         0,
         "messages lost outside drained tunnels"
     );
+    // The three replacements in rotation (a check may be between two answers: waited for).
+    for inst in &cluster.instances {
+        cluster.haproxy.wait_status(inst.slot, "UP").await;
+    }
     let servers = cluster.haproxy.servers();
     let up: Vec<&String> = servers
         .iter()
