@@ -36,45 +36,12 @@ async fn chromium_through_ws_and_wss_listeners() {
         return;
     };
     let origins = setting.origins.clone();
-    let page = serve_page().await;
-
-    let browser = Chromium::launch(
-        &chromium_bin,
-        &[format!(
-            "--ignore-certificate-errors-spki-list={}",
-            setting.cert.spki_sha256
-        )],
-    )
-    .expect("start Chromium");
-    let mut cdp = Cdp::connect(&browser.devtools).await.expect("DevTools");
-    let version = cdp.version().await.expect("Browser.getVersion");
-    eprintln!("browser: {version} ({chromium_bin})");
-    // `warm` first makes a plain HTTPS request to the TLS listener (a connection Chromium could
-    // reuse for WebSockets over HTTP/2; this listener answers it with HTTP/1.1 and 426).
-    let warm = format!("https://localhost:{}/", setting.relay.addrs[1].port());
-    let url = format!(
-        "http://{page}/page.html?warm={warm}&url={}&url={}",
-        origins[0], origins[1]
-    );
-    let session = cdp.open_page(&url).await.expect("open the test page");
-
-    let report = report_when(&mut cdp, &session, Duration::from_secs(60), |r| {
-        r["done"] == Value::Bool(true)
-    })
-    .await;
-    eprintln!("page report: {report}");
-    assert_eq!(
-        report["done"],
-        Value::Bool(true),
-        "page did not finish: {report}\n{}",
-        browser.log()
-    );
-    assert_eq!(report["error"], Value::Null, "{report}");
-    assert_eq!(
-        report["warm"][&warm]["fetched"],
-        Value::Bool(true),
-        "{report}"
-    );
+    let PageRun {
+        browser: _browser,
+        mut cdp,
+        session,
+        report,
+    } = run_page(&chromium_bin, &setting, &origins).await;
 
     for origin in &origins {
         check_common_scenarios(&report, origin);
@@ -126,40 +93,12 @@ async fn chromium_uses_rfc8441_over_an_http2_listener() {
         return;
     };
     let origin = setting.origins[1].clone();
-    let page = serve_page().await;
-
-    let browser = Chromium::launch(
-        &chromium_bin,
-        &[format!(
-            "--ignore-certificate-errors-spki-list={}",
-            setting.cert.spki_sha256
-        )],
-    )
-    .expect("start Chromium");
-    let mut cdp = Cdp::connect(&browser.devtools).await.expect("DevTools");
-    let version = cdp.version().await.expect("Browser.getVersion");
-    eprintln!("browser: {version} ({chromium_bin})");
-    let warm = format!("https://localhost:{}/", setting.relay.addrs[1].port());
-    let url = format!("http://{page}/page.html?warm={warm}&url={origin}");
-    let session = cdp.open_page(&url).await.expect("open the test page");
-
-    let report = report_when(&mut cdp, &session, Duration::from_secs(60), |r| {
-        r["done"] == Value::Bool(true)
-    })
-    .await;
-    eprintln!("page report: {report}");
-    assert_eq!(
-        report["done"],
-        Value::Bool(true),
-        "page did not finish: {report}\n{}",
-        browser.log()
-    );
-    assert_eq!(report["error"], Value::Null, "{report}");
-    assert_eq!(
-        report["warm"][&warm]["fetched"],
-        Value::Bool(true),
-        "{report}"
-    );
+    let PageRun {
+        browser: _browser,
+        mut cdp,
+        session,
+        report,
+    } = run_page(&chromium_bin, &setting, std::slice::from_ref(&origin)).await;
     check_common_scenarios(&report, &origin);
     let deflate = item(&report, &origin, "deflate");
     assert_eq!(
@@ -224,4 +163,61 @@ fn log_word(line: &str, name: &str) -> Option<String> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
         .map(|v| v.trim_matches('"').to_owned())
+}
+
+/// Chromium with the test page running: the browser (killed on drop), its DevTools
+/// connection, the page's session, and the page's report once it finished.
+struct PageRun {
+    browser: Chromium,
+    cdp: Cdp,
+    session: String,
+    report: Value,
+}
+
+/// Starts Chromium trusting `setting`'s test certificate and opens the test page on
+/// `origins`, with the TLS listener's `https://` origin fetched first (`warm`: a connection
+/// Chromium may reuse for WebSockets over HTTP/2; an HTTP/1.1 listener answers it with 426, an
+/// HTTP/2 one with 405); waits for the page to finish and checks that it finished without an
+/// error and fetched the warm-up.
+async fn run_page(chromium_bin: &str, setting: &Setting, origins: &[String]) -> PageRun {
+    let page = serve_page().await;
+    let browser = Chromium::launch(
+        chromium_bin,
+        &[format!(
+            "--ignore-certificate-errors-spki-list={}",
+            setting.cert.spki_sha256
+        )],
+    )
+    .expect("start Chromium");
+    let mut cdp = Cdp::connect(&browser.devtools).await.expect("DevTools");
+    let version = cdp.version().await.expect("Browser.getVersion");
+    eprintln!("browser: {version} ({chromium_bin})");
+    let warm = format!("https://localhost:{}/", setting.relay.addrs[1].port());
+    let urls: String = origins.iter().map(|o| format!("&url={o}")).collect();
+    let url = format!("http://{page}/page.html?warm={warm}{urls}");
+    let session = cdp.open_page(&url).await.expect("open the test page");
+
+    let report = report_when(&mut cdp, &session, Duration::from_secs(60), |r| {
+        r["done"] == Value::Bool(true)
+    })
+    .await;
+    eprintln!("page report: {report}");
+    assert_eq!(
+        report["done"],
+        Value::Bool(true),
+        "page did not finish: {report}\n{}",
+        browser.log()
+    );
+    assert_eq!(report["error"], Value::Null, "{report}");
+    assert_eq!(
+        report["warm"][&warm]["fetched"],
+        Value::Bool(true),
+        "{report}"
+    );
+    PageRun {
+        browser,
+        cdp,
+        session,
+        report,
+    }
 }
