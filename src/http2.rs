@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,7 @@ use hyper::ext::Protocol;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant as Deadline;
@@ -300,7 +302,8 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
     let relay = async move {
         match upgrading.await {
             Ok(upgraded) => {
-                let ready = ready.with_client(TokioIo::new(upgraded), Vec::new());
+                let client = EndsWithShutdown::new(TokioIo::new(upgraded));
+                let ready = ready.with_client(client, Vec::new());
                 pipeline::relay(ready, &shared.listening, addr, shared.local, started).await;
             }
             Err(e) => {
@@ -485,4 +488,72 @@ fn refusal_response(refusal: &Refusal) -> Response<Full<Bytes>> {
         out.insert(hyper::header::ALLOW, HeaderValue::from_static("CONNECT"));
     }
     response
+}
+
+/// An HTTP/2 stream as the relay's client side: once the relay has ended its half of the
+/// stream (`END_STREAM`, after the close handshake or when it cut the tunnel), reads end too.
+///
+/// Over TCP the relay reads the client until it closes, so that unread bytes do not turn the
+/// close into a reset. Over HTTP/2 there is nothing to wait for: a WebSocket client sends
+/// nothing after its close frame, and a stream dropped before the client ended it is reset
+/// on its own. Chromium neither ends nor resets its stream after the close handshake, so
+/// waiting for its end held every tunnel (and its stream and admission places) for the whole
+/// close timeout.
+struct EndsWithShutdown<S> {
+    io: S,
+    shut_down: bool,
+}
+
+impl<S> EndsWithShutdown<S> {
+    fn new(io: S) -> EndsWithShutdown<S> {
+        EndsWithShutdown {
+            io,
+            shut_down: false,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for EndsWithShutdown<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.shut_down {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for EndsWithShutdown<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let ended = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        self.shut_down = true;
+        Poll::Ready(ended)
+    }
 }

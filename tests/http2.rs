@@ -816,3 +816,32 @@ async fn streams_behind_a_proxy_header_count_the_carried_address() {
     assert_eq!(status, 429, "the carried address is over its limit");
     ws.echo(OpCode::Text, b"still open").await;
 }
+
+#[tokio::test]
+async fn a_stream_the_client_leaves_open_after_the_close_handshake_ends_at_once() {
+    // Chromium neither ends nor resets its stream after the close handshake: the gateway ends
+    // the tunnel when the handshake is done and the stream is its own (END_STREAM, then a
+    // reset of the client's half), not after the close timeout (5 s) of waiting for the client.
+    let gateway = echo_gateway().await;
+    let mut client = h2_client(TcpStream::connect(gateway.addr).await.unwrap()).await;
+    let (status, ws, _) = open(&mut client, &gateway.addr.to_string(), "/left-open", &[]).await;
+    assert_eq!(status, 200);
+    let mut ws = ws.unwrap();
+    ws.echo(OpCode::Text, b"hello").await;
+    ws.send(OpCode::Close, &close_payload(1000, "done"));
+    let (h, _) = ws.recv().await.expect("the close echoed");
+    assert_eq!(h.opcode, OpCode::Close);
+    assert!(ws.recv().await.is_none(), "END_STREAM after the close");
+    let started = std::time::Instant::now();
+    let reset = tokio::time::timeout(
+        Duration::from_secs(2),
+        std::future::poll_fn(|cx| ws.send.poll_reset(cx)),
+    )
+    .await
+    .expect("the gateway lets the stream go well before the close timeout");
+    assert!(reset.is_ok(), "{reset:?}");
+    eprintln!(
+        "stream let go {:?} after END_STREAM: {reset:?}",
+        started.elapsed()
+    );
+}

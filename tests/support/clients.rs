@@ -191,11 +191,17 @@ pub const MAX_FRAME_SIZE: u64 = 32 * 1024 * 1024;
 /// `wsrelay` with a plain listener (first address) and a TLS listener for `localhost` (second),
 /// one route to the upstream on `upstream_port`, and a short shutdown grace.
 pub fn relay(upstream_port: u16, cert: &TestCert) -> Binary {
+    relay_with(upstream_port, cert, "")
+}
+
+/// [`relay`] with `tls_listener` (TOML keys, e.g. `"http2 = true\n"`) added to the TLS
+/// listener's table.
+pub fn relay_with(upstream_port: u16, cert: &TestCert, tls_listener: &str) -> Binary {
     Binary::with_config(
         &format!(
             "[server]\nshutdown_timeout = \"5s\"\n\
              [[listeners]]\naddress = \"127.0.0.1:0\"\n\
-             [[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [[listeners]]\naddress = \"127.0.0.1:0\"\n{tls_listener}\
              [[listeners.tls.certificates]]\ncert_file = \"{}\"\nkey_file = \"{}\"\nserver_names = [\"localhost\"]\n\
              [[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:{upstream_port}\"\nmax_frame_size = {MAX_FRAME_SIZE}\n",
             cert.cert_file.display(),
@@ -255,6 +261,11 @@ impl Setting {
     /// Starts the upstream and the relay; `None` (after saying `SKIPPED` for `test`) when the
     /// Python upstream cannot run here.
     pub fn start(test: &str) -> Option<Setting> {
+        Setting::start_with(test, "")
+    }
+
+    /// [`Setting::start`] with `tls_listener` added to the TLS listener (see [`relay_with`]).
+    pub fn start_with(test: &str, tls_listener: &str) -> Option<Setting> {
         let upstream = match ScenarioUpstream::start() {
             Ok(upstream) => upstream,
             Err(why) => {
@@ -263,7 +274,7 @@ impl Setting {
             }
         };
         let cert = TestCert::new();
-        let relay = relay(upstream.port, &cert);
+        let relay = relay_with(upstream.port, &cert, tls_listener);
         let origins = origins(&relay);
         Some(Setting {
             upstream,
