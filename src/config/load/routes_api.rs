@@ -1,0 +1,117 @@
+//! Loading the routes API's keys of `[admin]`: `write_back`, `token`, `token_file` (see
+//! [`crate::routes_api`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::Loader;
+use crate::config::schema::AdminSection;
+use crate::routes_api::ApiSettings;
+
+impl Loader<'_> {
+    /// The routes API's settings; a warning when it is off on a non-loopback admin address without
+    /// a token.
+    pub(super) fn routes_api(
+        &mut self,
+        section: &AdminSection,
+        admin: Option<SocketAddr>,
+    ) -> ApiSettings {
+        let token = match (&section.token, &section.token_file) {
+            (Some(token), Some(_)) => {
+                self.report.at(
+                    token,
+                    "both token and token_file are set",
+                    "keep one: the token itself, or the file that holds it",
+                );
+                None
+            }
+            (Some(token), None) => self.token(token, token.get_ref().trim()),
+            (None, Some(file)) => {
+                let path = self.path(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => self.token(file, text.trim()),
+                    // `path` has reported it.
+                    Err(_) => None,
+                }
+            }
+            (None, None) => None,
+        };
+        if !crate::routes_api::open_to(admin, token.is_some()) {
+            if let Some(address) = &section.address {
+                self.report.warn_at(
+                    address,
+                    "the routes API is off: the admin address is not on loopback and no token is set",
+                    "set [admin] token (or token_file) to manage routes from other hosts; \
+                     /metrics, /livez and /readyz stay open",
+                );
+            }
+        }
+        ApiSettings {
+            write_back: section.write_back.unwrap_or(false),
+            token: token.map(Arc::from),
+        }
+    }
+
+    /// A token read from `at`: refused when empty.
+    fn token<T>(&mut self, at: &toml::Spanned<T>, token: &str) -> Option<String> {
+        if token.is_empty() {
+            self.report.at(
+                at,
+                "the admin token is empty",
+                "a long random string, e.g. from `openssl rand -hex 32`",
+            );
+            return None;
+        }
+        Some(token.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse;
+
+    #[test]
+    fn the_api_is_off_on_a_public_admin_address_without_a_token() {
+        let config = parse(
+            "[admin]\naddress = \"0.0.0.0:9090\"\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(config.warnings[0].to_string().contains("routes API is off"));
+        let config = parse(
+            "[admin]\naddress = \"0.0.0.0:9090\"\ntoken = \"s3cret\"\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(config.routes_api.token.is_some() && config.warnings.is_empty());
+        let config = parse(
+            "[admin]\naddress = \"127.0.0.1:9090\"\n",
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(config.routes_api.token.is_none() && config.warnings.is_empty());
+        assert!(!config.routes_api.write_back);
+    }
+
+    #[test]
+    fn token_and_token_file_are_exclusive_and_not_empty() {
+        let both = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"a\"\ntoken_file = \"x\"\n";
+        let e = parse(both, "t.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("t.toml:3:9: error: both token and token_file are set"),
+            "{e}"
+        );
+        let empty = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \" \"\n";
+        let e = parse(empty, "t.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the admin token is empty"), "{e}");
+    }
+}
