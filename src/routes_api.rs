@@ -150,8 +150,9 @@ enum Refusal {
     NotFound(String),
     /// 409.
     Conflict(String),
-    /// 400, the loader's diagnostics and the candidate document.
-    Invalid(Error, String),
+    /// 400, the loader's diagnostics, the candidate document and the line its pools and
+    /// routes start on.
+    Invalid(Error, String, usize),
     /// Reloading failed (500, nothing changed).
     Failed(Error),
 }
@@ -200,33 +201,35 @@ pub fn answer(request: &ApiRequest<'_>, reloader: &Reloader) -> ApiResponse {
             ApiResponse::json("200 OK", &list)
         }),
         ("GET", Some(name)) => read(reloader, |doc| {
-            match entries(doc, collection).and_then(|list| find(list, name)) {
-                Some(i) => ApiResponse::json(
-                    "200 OK",
-                    &entries(doc, collection).unwrap_or(&Vec::new())[i],
-                ),
+            let list = entries(doc, collection);
+            match list.and_then(|list| list.get(find(list, name)?)) {
+                Some(table) => ApiResponse::json("200 OK", table),
                 None => not_found(collection, name),
             }
         }),
         ("POST", None) => match body_table(request.body, None) {
-            Ok((name, table)) => edit(reloader, "201 Created", write_back, move |doc| {
-                let what = format!("created {} {name:?}", collection.one());
-                let list = entries_mut(doc, collection);
-                if find(list, &name).is_some() {
-                    return Err(Refusal::Conflict(format!(
-                        "a {} named {name:?} exists: PUT /{}/{name} replaces it\n",
-                        collection.one(),
-                        collection.key()
-                    )));
-                }
-                list.push(toml::Value::Table(table.clone()));
-                Ok((what, table))
-            }),
+            Ok((name, table)) => edit(
+                reloader,
+                collection,
+                "201 Created",
+                write_back,
+                move |list| {
+                    let what = format!("created {} {name:?}", collection.one());
+                    if find(list, &name).is_some() {
+                        return Err(Refusal::Conflict(format!(
+                            "a {} named {name:?} exists: PUT /{}/{name} replaces it\n",
+                            collection.one(),
+                            collection.key()
+                        )));
+                    }
+                    list.push(toml::Value::Table(table.clone()));
+                    Ok((what, table))
+                },
+            ),
             Err(response) => response,
         },
         ("PUT", Some(name)) => match body_table(request.body, Some(name)) {
-            Ok((_, table)) => edit(reloader, "200 OK", write_back, |doc| {
-                let list = entries_mut(doc, collection);
+            Ok((_, table)) => edit(reloader, collection, "200 OK", write_back, |list| {
                 let Some(i) = find(list, name) else {
                     return Err(Refusal::NotFound(format!(
                         "no {} named {name:?}: POST /{} creates one\n",
@@ -239,8 +242,7 @@ pub fn answer(request: &ApiRequest<'_>, reloader: &Reloader) -> ApiResponse {
             }),
             Err(response) => response,
         },
-        ("DELETE", Some(name)) => edit(reloader, "200 OK", write_back, |doc| {
-            let list = entries_mut(doc, collection);
+        ("DELETE", Some(name)) => edit(reloader, collection, "200 OK", write_back, |list| {
             let Some(i) = find(list, name) else {
                 return Err(Refusal::NotFound(format!(
                     "no {} named {name:?}\n",
@@ -296,21 +298,6 @@ fn entries(doc: &toml::Table, collection: Collection) -> Option<&Vec<toml::Value
     doc.get(collection.key()).and_then(toml::Value::as_array)
 }
 
-/// The tables of a collection, created empty if the document has none.
-fn entries_mut(doc: &mut toml::Table, collection: Collection) -> &mut Vec<toml::Value> {
-    let value = doc
-        .entry(collection.key())
-        .or_insert_with(|| toml::Value::Array(Vec::new()));
-    if !value.is_array() {
-        // The loader refuses it anyway; the edit replaces it.
-        *value = toml::Value::Array(Vec::new());
-    }
-    match value {
-        toml::Value::Array(list) => list,
-        _ => unreachable!("made an array above"),
-    }
-}
-
 /// The position of the table named `name`.
 fn find(list: &[toml::Value], name: &str) -> Option<usize> {
     list.iter()
@@ -350,25 +337,32 @@ fn body_table(body: &[u8], path_name: Option<&str>) -> Result<(String, toml::Tab
 /// `status` and the table `change` returned, or why nothing changed.
 fn edit(
     reloader: &Reloader,
+    collection: Collection,
     status: &'static str,
     write_back: bool,
-    change: impl FnOnce(&mut toml::Table) -> Result<(String, toml::Table), Refusal>,
+    change: impl FnOnce(&mut Vec<toml::Value>) -> Result<(String, toml::Table), Refusal>,
 ) -> ApiResponse {
+    let failed =
+        |e: &dyn fmt::Display| Refusal::Failed(Error::Io(std::io::Error::other(e.to_string())));
     let mut result = None;
     let applied = reloader.change(write_back, |running, file| {
-        let mut doc: toml::Table = running
-            .parse()
-            .map_err(|e| Refusal::Failed(Error::Io(std::io::Error::other(e))))?;
-        let (did, table) = change(&mut doc)?;
-        let candidate = toml::to_string(&doc)
-            .map_err(|e| Refusal::Failed(Error::Io(std::io::Error::other(e))))?;
+        let mut doc: toml::Table = running.parse().map_err(|e| failed(&e))?;
+        let mut list = match doc.remove(collection.key()) {
+            Some(toml::Value::Array(list)) => list,
+            _ => Vec::new(),
+        };
+        let (did, table) = change(&mut list)?;
+        if !list.is_empty() {
+            doc.insert(collection.key().to_owned(), toml::Value::Array(list));
+        }
+        let (candidate, first) = render(doc).map_err(|e| failed(&e))?;
         let base = file.and_then(Path::parent).unwrap_or(Path::new("."));
         match crate::config::parse(&candidate, CANDIDATE, base) {
             Ok(config) => {
                 result = Some(table);
                 Ok((did, candidate, config))
             }
-            Err(e) => Err(Refusal::Invalid(e, candidate)),
+            Err(e) => Err(Refusal::Invalid(e, candidate, first)),
         }
     });
     match applied {
@@ -379,18 +373,42 @@ fn edit(
         ),
         Err(Refusal::NotFound(m)) => ApiResponse::text("404 Not Found", m),
         Err(Refusal::Conflict(m)) => ApiResponse::text("409 Conflict", m),
-        Err(Refusal::Invalid(e, candidate)) => ApiResponse::text(
-            "400 Bad Request",
-            format!(
-                "{e}\nnothing changed; the positions above are in the candidate document \
-                 (\"{CANDIDATE}\"), the running document with the change applied:\n\n{candidate}"
-            ),
-        ),
+        Err(Refusal::Invalid(e, candidate, first)) => {
+            let mut body = format!(
+                "{e}\nnothing changed. The positions above are in the candidate document \
+                 (\"{CANDIDATE}\"): the running document with this change, its other tables \
+                 first (lines 1 to {}, not shown), then its pools and routes:\n\n",
+                first - 1
+            );
+            for (n, line) in candidate.lines().enumerate().skip(first - 1) {
+                body.push_str(&format!("{} | {line}\n", n + 1));
+            }
+            ApiResponse::text("400 Bad Request", body)
+        }
         Err(Refusal::Failed(e)) => ApiResponse::text(
             "500 Internal Server Error",
             format!("{e}\nnothing changed\n"),
         ),
     }
+}
+
+/// The candidate's text: the document's other tables first, then its `[[pools]]` and
+/// `[[routes]]` (arrays of tables, never empty: they follow any table), and the line those
+/// start on.
+fn render(mut doc: toml::Table) -> Result<(String, usize), toml::ser::Error> {
+    let mut ours = toml::Table::new();
+    for key in ["pools", "routes"] {
+        if let Some(value) = doc.remove(key) {
+            ours.insert(key.to_owned(), value);
+        }
+    }
+    let mut text = toml::to_string(&doc)?;
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let first = text.lines().count() + 1;
+    text.push_str(&toml::to_string(&ours)?);
+    Ok((text, first))
 }
 
 /// Writes `text` to `path` atomically: a temporary file beside it (same permissions), synced,

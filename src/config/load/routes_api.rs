@@ -72,28 +72,21 @@ mod tests {
 
     use crate::config::parse;
 
+    /// A listener and a route, after the `[admin]` table of each test.
+    const REST: &str =
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:1/\"\n";
+
+    fn load(admin: &str) -> Result<crate::config::GatewayConfig, crate::Error> {
+        parse(&format!("{admin}{REST}"), "t.toml", Path::new("."))
+    }
+
     #[test]
     fn the_api_is_off_on_a_public_admin_address_without_a_token() {
-        let config = parse(
-            "[admin]\naddress = \"0.0.0.0:9090\"\n",
-            "t.toml",
-            Path::new("."),
-        )
-        .unwrap();
+        let config = load("[admin]\naddress = \"0.0.0.0:9090\"\n").unwrap();
         assert!(config.warnings[0].to_string().contains("routes API is off"));
-        let config = parse(
-            "[admin]\naddress = \"0.0.0.0:9090\"\ntoken = \"s3cret\"\n",
-            "t.toml",
-            Path::new("."),
-        )
-        .unwrap();
+        let config = load("[admin]\naddress = \"0.0.0.0:9090\"\ntoken = \"s3cret\"\n").unwrap();
         assert!(config.routes_api.token.is_some() && config.warnings.is_empty());
-        let config = parse(
-            "[admin]\naddress = \"127.0.0.1:9090\"\n",
-            "t.toml",
-            Path::new("."),
-        )
-        .unwrap();
+        let config = load("[admin]\naddress = \"127.0.0.1:9090\"\n").unwrap();
         assert!(config.routes_api.token.is_none() && config.warnings.is_empty());
         assert!(!config.routes_api.write_back);
     }
@@ -101,17 +94,13 @@ mod tests {
     #[test]
     fn token_and_token_file_are_exclusive_and_not_empty() {
         let both = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"a\"\ntoken_file = \"x\"\n";
-        let e = parse(both, "t.toml", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e = load(both).unwrap_err().to_string();
         assert!(
             e.contains("t.toml:3:9: error: both token and token_file are set"),
             "{e}"
         );
         let empty = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \" \"\n";
-        let e = parse(empty, "t.toml", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e = load(empty).unwrap_err().to_string();
         assert!(e.contains("the admin token is empty"), "{e}");
     }
 }
