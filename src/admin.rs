@@ -200,6 +200,8 @@ struct Request {
     content_length: Option<Option<usize>>,
     /// Length of the head; the body follows it.
     head_len: usize,
+    /// `Expect: 100-continue`: the client waits for a 100 before it sends the body.
+    expect_continue: bool,
     /// The body (read for the routes API only, up to `Content-Length`).
     body: Vec<u8>,
 }
@@ -227,6 +229,7 @@ fn parse(buf: &[u8]) -> Result<Option<Request>, httparse::Error> {
         authorization: header("authorization"),
         content_length,
         head_len,
+        expect_continue: header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")),
         body: Vec::new(),
     }))
 }
@@ -291,6 +294,12 @@ async fn read_body(
         Some(Some(n)) => n,
     };
     let mut body = read.get(request.head_len..).unwrap_or_default().to_vec();
+    if request.expect_continue && body.len() < length {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .ok()?;
+    }
     body.truncate(length);
     let start = body.len();
     body.resize(length, 0);
