@@ -326,10 +326,17 @@ async fn a_gateway_without_a_file_changes_in_memory() {
 #[tokio::test]
 async fn a_token_guards_the_api() {
     let upstream = echo_server().await;
-    let binary = start(&write_temp(
+    // The token from the environment (token_env); `token` and `token_file` load the same way.
+    let path = write_temp(
         "wsrelay.toml",
-        &config("token = \"s3cret\"", upstream),
-    ));
+        &config("token_env = \"WSRELAY_ADMIN_TOKEN\"", upstream),
+    );
+    let binary = Binary::spawn_with_env(
+        env!("CARGO_BIN_EXE_wsrelay"),
+        &["--config", path.to_str().unwrap()],
+        1,
+        &[("WSRELAY_ADMIN_TOKEN", "s3cret\n")],
+    );
     let admin = binary.admin.unwrap();
     let response = http_exchange(admin, "GET /routes HTTP/1.1\r\nHost: admin\r\n\r\n").await;
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");

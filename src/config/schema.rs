@@ -41,6 +41,8 @@ pub(super) struct AdminSection {
     pub(super) token: Option<Spanned<String>>,
     /// Routes API: a file holding the bearer token.
     pub(super) token_file: Option<Spanned<String>>,
+    /// Routes API: an environment variable holding the bearer token.
+    pub(super) token_env: Option<Spanned<String>>,
 }
 
 /// `[server]`: process-wide settings.

@@ -1,4 +1,4 @@
-//! Loading the routes API's keys of `[admin]`: `write_back`, `token`, `token_file` (see
+//! Loading the routes API's keys of `[admin]`: `write_back`, `token`, `token_file`, `token_env` (see
 //! [`crate::routes_api`]).
 
 use std::net::SocketAddr;
@@ -16,25 +16,17 @@ impl Loader<'_> {
         section: &AdminSection,
         admin: Option<SocketAddr>,
     ) -> ApiSettings {
-        let token = match (&section.token, &section.token_file) {
-            (Some(token), Some(_)) => {
+        let given = [&section.token, &section.token_file, &section.token_env];
+        let token = match given.iter().filter_map(|g| g.as_ref()).nth(1) {
+            Some(second) => {
                 self.report.at(
-                    token,
-                    "both token and token_file are set",
-                    "keep one: the token itself, or the file that holds it",
+                    second,
+                    "more than one of token, token_file and token_env",
+                    "give the token one way: the token itself, a file, or an environment variable",
                 );
                 None
             }
-            (Some(token), None) => self.token(token, token.get_ref().trim()),
-            (None, Some(file)) => {
-                let path = self.path(file);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => self.token(file, text.trim()),
-                    // `path` has reported it.
-                    Err(_) => None,
-                }
-            }
-            (None, None) => None,
+            None => self.token_from(section),
         };
         if !crate::routes_api::open_to(admin, token.is_some()) {
             if let Some(address) = &section.address {
@@ -49,6 +41,32 @@ impl Loader<'_> {
         ApiSettings {
             write_back: section.write_back.unwrap_or(false),
             token: token.map(Arc::from),
+        }
+    }
+
+    /// The token of the one key among `token`, `token_file`, `token_env` that is set.
+    fn token_from(&mut self, section: &AdminSection) -> Option<String> {
+        if let Some(token) = &section.token {
+            self.token(token, token.get_ref().trim())
+        } else if let Some(file) = &section.token_file {
+            let path = self.path(file);
+            // An unreadable file: `path` has reported it.
+            let text = std::fs::read_to_string(&path).ok()?;
+            self.token(file, text.trim())
+        } else if let Some(env) = &section.token_env {
+            match std::env::var(env.get_ref()) {
+                Ok(value) => self.token(env, value.trim()),
+                Err(e) => {
+                    self.report.at(
+                        env,
+                        &format!("environment variable {}: {e}", env.get_ref()),
+                        "set it in the gateway's environment, or use token_file",
+                    );
+                    None
+                }
+            }
+        } else {
+            None
         }
     }
 
@@ -92,11 +110,22 @@ mod tests {
     }
 
     #[test]
-    fn token_and_token_file_are_exclusive_and_not_empty() {
+    fn a_token_file_is_read_trimmed_relative_to_the_document() {
+        let dir = std::env::temp_dir().join(format!("wsrelay-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("admin.token"), "s3cret\n").unwrap();
+        let admin = "[admin]\naddress = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
+        let config = parse(&format!("{admin}{REST}"), "t.toml", &dir).unwrap();
+        assert_eq!(config.routes_api.token.as_deref(), Some("s3cret"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn token_sources_are_exclusive_and_not_empty() {
         let both = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \"a\"\ntoken_file = \"x\"\n";
         let e = load(both).unwrap_err().to_string();
         assert!(
-            e.contains("t.toml:3:9: error: both token and token_file are set"),
+            e.contains("t.toml:4:14: error: more than one of token, token_file and token_env"),
             "{e}"
         );
         let empty = "[admin]\naddress = \"127.0.0.1:0\"\ntoken = \" \"\n";
