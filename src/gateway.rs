@@ -366,6 +366,16 @@ async fn serve(
             } => match accepted {
                 Ok((stream, peer)) => {
                     failures.recovered();
+                    // A generation published while this connection waited to be accepted is
+                    // its generation: a reload (or routes API change) answered before the
+                    // client connected applies to it. (A removal is left to the branch above.)
+                    let published = generations.has_changed().unwrap_or(false)
+                        && generations.borrow().listener_index(address).is_some();
+                    if published {
+                        if let Some(next) = self::listening(&mut generations, address, &stop, &metrics) {
+                            listening = next;
+                        }
+                    }
                     // Refused connections are answered (503 / 429) or closed at once.
                     let tls = listening.tls.is_some();
                     if let Some((stream, permit)) =
