@@ -12,8 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WsClient;
 
 /// An echo server on loopback.
 async fn echo_server() -> SocketAddr {
@@ -62,17 +61,7 @@ async fn api(binary: &Binary, method: &str, path: &str, body: &str) -> (u16, Str
 
 /// A WebSocket through the gateway; the error text (with the status) if refused.
 async fn open(addr: SocketAddr, path: &str) -> Result<Ws, String> {
-    let url = format!("ws://{addr}{path}");
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("handshake timed out".to_owned()),
-    }
+    open_ws(addr, path).await
 }
 
 /// Sends `text` and expects it back.
