@@ -374,6 +374,7 @@ fn edit(
         Err(Refusal::NotFound(m)) => ApiResponse::text("404 Not Found", m),
         Err(Refusal::Conflict(m)) => ApiResponse::text("409 Conflict", m),
         Err(Refusal::Invalid(e, candidate, first)) => {
+            tracing::warn!("routes API: change refused, the running configuration stays:\n{e}");
             let mut body = format!(
                 "{e}\nnothing changed. The positions above are in the candidate document \
                  (\"{CANDIDATE}\"): the running document with this change, its other tables \
