@@ -1,5 +1,6 @@
 //! The admin listener: `GET /metrics`, `GET /livez`, `GET /readyz`, `POST /reload` (see
-//! [`crate::reload`]), on an address of its own
+//! [`crate::reload`]), the routes API `/routes`, `/pools` (see [`crate::routes_api`]), on an
+//! address of its own
 //! (`[admin] address`, `--admin`), served by a thread of its own so scrapes never take a
 //! worker's time.
 //!
@@ -38,7 +39,7 @@ const MAX_HEADERS: usize = 32;
 pub struct AdminServer {
     listener: std::net::TcpListener,
     metrics: Arc<Metrics>,
-    /// What `POST /reload` calls; `None`: 404.
+    /// What `POST /reload` (404 without a file) and the routes API call; `None`: 404.
     reloader: Option<Arc<Reloader>>,
 }
 
@@ -70,10 +71,10 @@ impl AdminServer {
         })
     }
 
-    /// Serves `POST /reload` with `reloader` (when it has a file to read).
+    /// Serves `POST /reload` with `reloader` (when it has a file to read), and the routes API.
     pub fn with_reloader(self, reloader: Arc<Reloader>) -> AdminServer {
         AdminServer {
-            reloader: reloader.has_file().then_some(reloader),
+            reloader: Some(reloader),
             ..self
         }
     }
@@ -152,6 +153,8 @@ struct Response {
     content_type: &'static str,
     body: String,
     allow: bool,
+    /// A 401 of the routes API: `WWW-Authenticate: Bearer`.
+    challenge: bool,
 }
 
 impl Response {
@@ -161,13 +164,19 @@ impl Response {
             content_type: "text/plain; charset=utf-8",
             body: body.to_owned(),
             allow: false,
+            challenge: false,
         }
     }
 
     fn bytes(&self) -> Vec<u8> {
         let allow = if self.allow { "Allow: GET\r\n" } else { "" };
+        let challenge = if self.challenge {
+            "WWW-Authenticate: Bearer realm=\"wsrelay-admin\"\r\n"
+        } else {
+            ""
+        };
         let mut out = format!(
-            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}{challenge}\
              Cache-Control: no-store\r\nConnection: close\r\n\r\n",
             self.status,
             self.content_type,
@@ -185,24 +194,43 @@ struct Request {
     method: String,
     path: String,
     accept: Option<String>,
+    /// `Authorization` (the routes API's bearer token).
+    authorization: Option<String>,
+    /// `Content-Length`; `Some(None)`: present but not a number, or `Transfer-Encoding` sent.
+    content_length: Option<Option<usize>>,
+    /// Length of the head; the body follows it.
+    head_len: usize,
+    /// `Expect: 100-continue`: the client waits for a 100 before it sends the body.
+    expect_continue: bool,
+    /// The body (read for the routes API only, up to `Content-Length`).
+    body: Vec<u8>,
 }
 
 /// Parses a request head; `Ok(None)` while incomplete.
 fn parse(buf: &[u8]) -> Result<Option<Request>, httparse::Error> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
-    if request.parse(buf)?.is_partial() {
+    let httparse::Status::Complete(head_len) = request.parse(buf)? else {
         return Ok(None);
-    }
-    let accept = request
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("accept"))
-        .map(|h| String::from_utf8_lossy(h.value).into_owned());
+    };
+    let header = |name: &str| {
+        (request.headers.iter())
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    };
+    let content_length = match header("transfer-encoding") {
+        Some(_) => Some(None),
+        None => header("content-length").map(|v| v.trim().parse().ok()),
+    };
     Ok(Some(Request {
         method: request.method.unwrap_or_default().to_owned(),
         path: request.path.unwrap_or_default().to_owned(),
-        accept,
+        accept: header("accept"),
+        authorization: header("authorization"),
+        content_length,
+        head_len,
+        expect_continue: header("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")),
+        body: Vec::new(),
     }))
 }
 
@@ -225,7 +253,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Result<Request, Response
             }
             len += n;
             match parse(&buf[..len]) {
-                Ok(Some(request)) => return Some(Ok(request)),
+                Ok(Some(request)) => return read_body(stream, request, &buf[..len]).await,
                 Ok(None) => {}
                 Err(_) => return Some(Err(Response::plain("400 Bad Request", "bad request\n"))),
             }
@@ -235,6 +263,88 @@ async fn read_request(stream: &mut TcpStream) -> Option<Result<Request, Response
         .await
         .ok()
         .flatten()
+}
+
+/// Reads the body of a routes API request (`Content-Length` bytes, at most
+/// [`crate::routes_api::MAX_BODY`]), `read` being what came with the head; other requests'
+/// bodies are not read.
+async fn read_body(
+    stream: &mut TcpStream,
+    mut request: Request,
+    read: &[u8],
+) -> Option<Result<Request, Response>> {
+    let path = request.path.split('?').next().unwrap_or_default();
+    if !crate::routes_api::handles(path) {
+        return Some(Ok(request));
+    }
+    let length = match request.content_length {
+        None => 0,
+        Some(None) => {
+            return Some(Err(Response::plain(
+                "411 Length Required",
+                "send the body with a Content-Length\n",
+            )))
+        }
+        Some(Some(n)) if n > crate::routes_api::MAX_BODY => {
+            return Some(Err(Response::plain(
+                "413 Content Too Large",
+                "the body is too large\n",
+            )))
+        }
+        Some(Some(n)) => n,
+    };
+    let mut body = read.get(request.head_len..).unwrap_or_default().to_vec();
+    if request.expect_continue && body.len() < length {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .ok()?;
+    }
+    body.truncate(length);
+    let start = body.len();
+    body.resize(length, 0);
+    let mut filled = start;
+    while filled < length {
+        let n = stream.read(&mut body[filled..]).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        filled += n;
+    }
+    request.body = body;
+    Some(Ok(request))
+}
+
+/// The routes API (`/routes`, `/pools`), off the runtime's thread: a change loads a document.
+async fn routes_api(request: Request, reloader: Arc<Reloader>, metrics: &Metrics) -> Response {
+    if request.method != "GET" && metrics.draining() {
+        return Response::plain("503 Service Unavailable", "draining: no changes\n");
+    }
+    let answered = tokio::task::spawn_blocking(move || {
+        let path = request.path.split('?').next().unwrap_or_default();
+        let api_request = crate::routes_api::ApiRequest {
+            method: &request.method,
+            path,
+            authorization: request.authorization.as_deref(),
+            body: &request.body,
+        };
+        crate::routes_api::answer(&api_request, &reloader)
+    })
+    .await;
+    match answered {
+        Ok(answer) => Response {
+            status: answer.status,
+            content_type: if answer.json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            },
+            body: answer.body,
+            allow: false,
+            challenge: answer.challenge,
+        },
+        Err(e) => Response::plain("500 Internal Server Error", &format!("failed: {e}\n")),
+    }
 }
 
 /// The response to `request`.
@@ -253,6 +363,7 @@ fn route(request: &Request, metrics: &Metrics) -> Response {
                 content_type: format.content_type(),
                 body: metrics.render(format),
                 allow: false,
+                challenge: false,
             }
         }
         "/livez" => Response::plain("200 OK", "ok\n"),
@@ -293,10 +404,21 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, reloader: Option<Arc<R
     let response = match read_request(&mut stream).await {
         None => return,
         Some(Ok(request)) if request.path == "/reload" => match reloader {
+            Some(reloader) if !reloader.has_file() => {
+                Response::plain("404 Not Found", "no configuration file to reload\n")
+            }
             Some(reloader) if request.method == "POST" => reload(reloader, metrics).await,
             Some(_) => Response::plain("405 Method Not Allowed", "only POST\n"),
             None => Response::plain("404 Not Found", "no configuration file to reload\n"),
         },
+        Some(Ok(request))
+            if crate::routes_api::handles(request.path.split('?').next().unwrap_or_default()) =>
+        {
+            match reloader {
+                Some(reloader) => routes_api(request, reloader, metrics).await,
+                None => Response::plain("404 Not Found", "no routes API here\n"),
+            }
+        }
         Some(Ok(request)) => route(&request, metrics),
         Some(Err(response)) => response,
     };

@@ -38,6 +38,8 @@ pub struct Gateway {
     admin: Option<(AdminServer, Arc<Metrics>)>,
     /// The configuration file SIGHUP and `POST /reload` read again; `None`: no reloads.
     reload_from: Option<std::path::PathBuf>,
+    /// The document a gateway without a file was configured from (the routes API edits it).
+    document: Option<String>,
 }
 
 /// A listening socket that other workers may bind too.
@@ -112,6 +114,7 @@ impl Gateway {
             admission,
             admin,
             reload_from: None,
+            document: None,
         })
     }
 
@@ -120,6 +123,15 @@ impl Gateway {
     pub fn reload_from(self, path: impl Into<std::path::PathBuf>) -> Gateway {
         Gateway {
             reload_from: Some(path.into()),
+            ..self
+        }
+    }
+
+    /// The configuration document of a gateway without a file (the flags' document): what the
+    /// routes API edits, in memory only (see [`crate::routes_api`]).
+    pub fn with_document(self, text: impl Into<String>) -> Gateway {
+        Gateway {
+            document: Some(text.into()),
             ..self
         }
     }
@@ -156,6 +168,9 @@ impl Gateway {
             self.local.clone(),
         );
         let (reloader, generations) = Reloader::new(self.reload_from, first, stop_rx.clone());
+        if let Some(document) = self.document {
+            reloader.set_document(document);
+        }
         let (admin, metrics) = match self.admin {
             Some((server, metrics)) => {
                 let server = server.with_reloader(Arc::clone(&reloader));
@@ -351,6 +366,16 @@ async fn serve(
             } => match accepted {
                 Ok((stream, peer)) => {
                     failures.recovered();
+                    // A generation published while this connection waited to be accepted is
+                    // its generation: a reload (or routes API change) answered before the
+                    // client connected applies to it. (A removal is left to the branch above.)
+                    let published = generations.has_changed().unwrap_or(false)
+                        && generations.borrow().listener_index(address).is_some();
+                    if published {
+                        if let Some(next) = self::listening(&mut generations, address, &stop, &metrics) {
+                            listening = next;
+                        }
+                    }
                     // Refused connections are answered (503 / 429) or closed at once.
                     let tls = listening.tls.is_some();
                     if let Some((stream, permit)) =

@@ -29,6 +29,7 @@ pub mod refusal;
 pub mod reload;
 pub mod request;
 pub mod route;
+pub mod routes_api;
 pub mod stream;
 pub mod tls;
 pub mod upstream;

@@ -384,6 +384,8 @@ async fn run_flags(matches: &ArgMatches) -> Result<(), Failure> {
         .map(|u| u.uri.to_string())
         .unwrap_or_default();
     let gateway = Gateway::bind(config).await.map_err(Failure::runtime)?;
+    // The routes API edits the flags' document, in memory.
+    let gateway = gateway.with_document(document.text());
     announce_admin(&gateway);
     let local = gateway.local_addr().map_err(Failure::runtime)?;
     if demo {

@@ -294,6 +294,9 @@ pub struct Reloader {
     /// Turns true when the gateway stops: reloads are refused from then on.
     stop: watch::Receiver<bool>,
     reloads: AtomicU64,
+    /// The text of the document the current generation was loaded from (the routes API
+    /// edits it); `None`: unknown.
+    document: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -316,6 +319,7 @@ impl Reloader {
         let mut health = HealthChecks::default();
         health.follow(&first.config);
         let (current, generations) = watch::channel(Arc::new(first));
+        let document = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
         let reloader = Reloader {
             path,
             current,
@@ -324,6 +328,7 @@ impl Reloader {
             health: Mutex::new(health),
             stop,
             reloads: AtomicU64::new(0),
+            document: Mutex::new(document),
         };
         (Arc::new(reloader), generations)
     }
@@ -365,7 +370,84 @@ impl Reloader {
         if *self.stop.borrow() {
             return Err(Error::Io(std::io::Error::other("the gateway is stopping")));
         }
-        let mut config = config::load(path)?;
+        // The text is kept: the routes API edits the document the gateway runs.
+        let source = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let config = config::parse(&source, &path.display().to_string(), base)?;
+        let applied = self.apply(&mut health, config)?;
+        *self.document.lock().unwrap_or_else(|p| p.into_inner()) = Some(source);
+        Ok(applied)
+    }
+
+    /// Applies a change of the running document by the routes API, one at a time with
+    /// reloads: `change` gets the document the gateway runs (and the file it came from) and
+    /// returns what it did, the candidate document and its loaded configuration (or why not: nothing
+    /// changes). Applied like a reload; then the candidate is the running document, written to
+    /// the file when `write_back` (an error there is returned with what was applied).
+    pub(crate) fn change<E: From<Error>>(
+        &self,
+        write_back: bool,
+        change: impl FnOnce(
+            &str,
+            Option<&std::path::Path>,
+        ) -> Result<(String, String, GatewayConfig), E>,
+    ) -> Result<(Applied, Option<std::io::Error>), E> {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if *self.stop.borrow() {
+            return Err(Error::Io(std::io::Error::other("the gateway is stopping")).into());
+        }
+        let running = self
+            .document
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(running) = running else {
+            return Err(Error::Io(std::io::Error::other(
+                "the running configuration has no document to edit",
+            ))
+            .into());
+        };
+        let (what, candidate, config) = change(&running, self.path.as_deref())?;
+        let applied = self.apply(&mut health, config)?;
+        let written = match &self.path {
+            Some(path) if write_back => crate::routes_api::write_atomically(path, &candidate).err(),
+            _ => None,
+        };
+        *self.document.lock().unwrap_or_else(|p| p.into_inner()) = Some(candidate);
+        tracing::info!("routes API: {what}");
+        for line in applied.to_string().lines() {
+            tracing::info!("{line}");
+        }
+        if let Some(e) = &written {
+            tracing::warn!(error = %e, "routes API: applied, but not written back to the file");
+        }
+        Ok((applied, written))
+    }
+
+    /// The text of the document the running configuration was loaded from, if known.
+    pub(crate) fn document(&self) -> Option<String> {
+        self.document
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the document the running configuration was loaded from (the flags' document of a
+    /// gateway without a file), which the routes API edits.
+    pub(crate) fn set_document(&self, text: String) {
+        *self.document.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    /// Applies a loaded configuration (the reload lock held): state carried over by name,
+    /// listeners bound, the new generation published.
+    fn apply(
+        &self,
+        health: &mut HealthChecks,
+        mut config: GatewayConfig,
+    ) -> Result<Applied, Error> {
         let old = self.current();
         let mut warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
         if config.workers != old.config.workers {

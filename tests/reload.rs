@@ -14,8 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = WsClient;
 
 /// A configuration with an admin listener, `listeners` and `routes` (TOML tables), and
 /// `server` keys.
@@ -88,17 +87,7 @@ async fn admin_status(binary: &Binary, path: &str) -> u16 {
 
 /// A WebSocket client through the gateway.
 async fn open(addr: SocketAddr, path: &str) -> Result<Ws, String> {
-    let url = format!("ws://{addr}{path}");
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("handshake timed out".to_owned()),
-    }
+    open_ws(addr, path).await
 }
 
 /// Sends `text` and expects it back.

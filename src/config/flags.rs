@@ -72,6 +72,12 @@ impl FlagDocument {
         });
     }
 
+    /// The document's text, as the loader reads it (what the routes API edits when the
+    /// gateway has no file).
+    pub fn text(&self) -> String {
+        self.render().0
+    }
+
     /// The document's text and, for each of its lines, the flag that wrote it.
     pub(super) fn render(&self) -> (String, Vec<Option<String>>) {
         let mut text = String::new();

@@ -138,6 +138,7 @@ impl Loader<'_> {
         let workers = workers(server.workers);
         let access_log = self.access_log(server);
         let admin = self.admin(&document.admin);
+        let routes_api = self.routes_api(&document.admin, admin);
         let winding_down = self.winding_down(server);
         if document.listeners.is_empty() {
             self.report.error(
@@ -179,6 +180,7 @@ impl Loader<'_> {
             admin,
             access_log,
             winding_down,
+            routes_api,
         }
     }
 
@@ -566,6 +568,7 @@ mod listener;
 mod observability;
 pub(super) mod pool;
 mod proxy_protocol;
+mod routes_api;
 #[cfg(test)]
 mod tests;
 mod winding_down;

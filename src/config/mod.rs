@@ -112,6 +112,8 @@ pub struct GatewayConfig {
     pub access_log: AccessLogConfig,
     /// How tunnels are wound down: the drain after SIGTERM, and tunnels a reload orphaned.
     pub winding_down: crate::drain::WindingDown,
+    /// The routes API of the admin listener: its token and whether it writes back.
+    pub routes_api: crate::routes_api::ApiSettings,
 }
 
 impl GatewayConfig {
@@ -136,6 +138,7 @@ impl GatewayConfig {
             admin: None,
             access_log: AccessLogConfig::default(),
             winding_down: crate::drain::WindingDown::default(),
+            routes_api: crate::routes_api::ApiSettings::default(),
         }
     }
 }

@@ -35,6 +35,14 @@ pub(super) struct Document {
 #[serde(deny_unknown_fields)]
 pub(super) struct AdminSection {
     pub(super) address: Option<Spanned<String>>,
+    /// Routes API: changes written back to the configuration file.
+    pub(super) write_back: Option<bool>,
+    /// Routes API: the bearer token it requires.
+    pub(super) token: Option<Spanned<String>>,
+    /// Routes API: a file holding the bearer token.
+    pub(super) token_file: Option<Spanned<String>>,
+    /// Routes API: an environment variable holding the bearer token.
+    pub(super) token_env: Option<Spanned<String>>,
 }
 
 /// `[server]`: process-wide settings.

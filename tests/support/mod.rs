@@ -643,3 +643,23 @@ pub fn v2_ipv4(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     out.extend_from_slice(&d.port().to_be_bytes());
     out
 }
+
+/// A tokio-tungstenite client connection, as [`open_ws`] returns it.
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client through the gateway at `addr` (`ws://addr{path}`), within 5 s; the
+/// error's text (with the status of a refusal) if it is not opened.
+pub async fn open_ws(addr: SocketAddr, path: &str) -> Result<WsClient, String> {
+    let url = format!("ws://{addr}{path}");
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    {
+        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".to_owned()),
+    }
+}
