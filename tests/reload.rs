@@ -560,7 +560,13 @@ async fn the_drain_goes_unready_keeps_accepting_then_spreads_its_closes() {
             (code, signalled.elapsed())
         });
     }
-    let unready = admin_status(&gateway, "/readyz").await;
+    // The signal is handled on the gateway's own time: readiness is polled until it turns
+    // (a single look right after `kill` raced with the handler on a loaded machine).
+    let mut unready = admin_status(&gateway, "/readyz").await;
+    while unready != 503 && signalled.elapsed() < Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        unready = admin_status(&gateway, "/readyz").await;
+    }
     let unready_after = signalled.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut during_delay = open(addr, "/")
