@@ -294,16 +294,7 @@ async fn on_a_tls_listener_the_header_comes_before_the_client_hello() {
         key.display().to_string()
     );
     let gateway = gateway_from(load_config(&toml)).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from(certified.cert.der().to_vec()))
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = tls_client_config(&CertificateDer::from(certified.cert.der().to_vec()));
     let mut tcp = TcpStream::connect(gateway.addr).await.unwrap();
     let client: SocketAddr = "203.0.113.9:4242".parse().unwrap();
     tcp.write_all(&v2_ipv4(client, gateway.addr)).await.unwrap();

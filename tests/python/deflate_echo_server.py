@@ -3,23 +3,16 @@
 Usage: deflate_echo_server.py
 Prints {"port": N} on its first line, then echoes every message. The text message "?ext"
 is answered instead with what this server saw of the negotiation: the client's (the gateway's)
-Sec-WebSocket-Extensions offer and the extensions this server accepted.
+Sec-WebSocket-Extensions offer and the extensions this server accepted (and the subprotocol,
+none here).
 """
 import asyncio
 import json
 
 from websockets.asyncio.server import serve
 
-
-async def handler(ws):
-    async for message in ws:
-        if message == "?ext":
-            await ws.send(json.dumps({
-                "offer": ws.request.headers.get("Sec-WebSocket-Extensions"),
-                "accepted": ws.response.headers.get("Sec-WebSocket-Extensions"),
-            }))
-        else:
-            await ws.send(message)
+# The echo (and its "?ext" answer) is the browser and Node tests' upstream's.
+from client_scenarios_server import echo as handler
 
 
 async def main():

@@ -663,3 +663,18 @@ pub async fn open_ws(addr: SocketAddr, path: &str) -> Result<WsClient, String> {
         Err(_) => Err("handshake timed out".to_owned()),
     }
 }
+
+/// A TLS client configuration (ring, safe defaults, no client certificate) that trusts `root`
+/// alone; callers set ALPN where they need it.
+pub fn tls_client_config(
+    root: &rustls::pki_types::CertificateDer<'static>,
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
