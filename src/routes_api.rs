@@ -6,7 +6,7 @@
 //! document): the JSON becomes a TOML table, the array of tables is edited, and the candidate
 //! document goes through the loader of `wsrelay check`. An invalid candidate changes nothing
 //! and is answered 400 with that loader's positioned diagnostics, followed by the candidate
-//! itself (the positions are in it). A valid one is applied by [`Reloader::change`], the code
+//! itself (the positions are in it). A valid one is applied by `Reloader::change`, the code
 //! path of `POST /reload`, one change at a time with reloads: open tunnels untouched, state
 //! carried over by name.
 //!
