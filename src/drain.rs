@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::defaults;
+use crate::generation::Generations;
 
 /// How tunnels are wound down (`[server]` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,30 +70,56 @@ pub(crate) async fn closing(
     ending: Option<impl Future<Output = ()>>,
     orphaned: Option<impl Future<Output = ()>>,
 ) {
-    {
-        let stopping = async {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-            let delay = spread(drain_window);
-            if !delay.is_zero() {
-                Box::pin(tokio::time::sleep(delay)).await;
-            }
+    let stopping = async {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+        let delay = spread(drain_window);
+        if !delay.is_zero() {
+            Box::pin(tokio::time::sleep(delay)).await;
+        }
+    };
+    let ending = async {
+        match ending {
+            Some(ending) => ending.await,
+            None => std::future::pending().await,
+        }
+    };
+    let orphaned = async {
+        match orphaned {
+            Some(orphaned) => orphaned.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = ending => {}
+        () = orphaned => {}
+    }
+}
+
+/// Completes when a reload has orphaned the tunnel of `route` to `backend` (removed the route,
+/// or the backend from it) and the grace of the configuration that did, plus a random point of
+/// its window, has passed. Without a grace (the default) an orphaned tunnel stays open.
+pub(crate) async fn orphaned(mut generations: Generations, route: String, backend: String) {
+    loop {
+        if generations.changed().await.is_err() {
+            // The gateway is gone; its own shutdown closes the tunnel.
+            return std::future::pending().await;
+        }
+        let (orphaned, winding_down) = {
+            let generation = generations.borrow_and_update();
+            let orphaned = !generation.serves(&route, &backend);
+            (orphaned, generation.config.winding_down)
         };
-        let ending = async {
-            match ending {
-                Some(ending) => ending.await,
-                None => std::future::pending().await,
-            }
-        };
-        let orphaned = async {
-            match orphaned {
-                Some(orphaned) => orphaned.await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = stopping => {}
-            () = ending => {}
-            () = orphaned => {}
+        if let (true, Some(grace)) = (orphaned, winding_down.orphaned_grace) {
+            let delay = grace + spread(winding_down.orphaned_window);
+            tracing::info!(
+                route,
+                backend,
+                after_ms = delay.as_millis() as u64,
+                "a reload removed this tunnel's route or backend: closing it with 1001"
+            );
+            tokio::time::sleep(delay).await;
+            return;
         }
     }
 }

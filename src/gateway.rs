@@ -15,9 +15,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::admin::AdminServer;
 use crate::admission::Admission;
 use crate::config::GatewayConfig;
+use crate::generation::{Generation, Generations};
 use crate::metrics::Metrics;
 use crate::pipeline::{serve_connection, Accepted, Listening};
-use crate::reload::{Generation, Generations, Reloader};
+use crate::reload::Reloader;
 
 /// A bound gateway, ready to serve.
 ///

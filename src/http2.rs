@@ -38,7 +38,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant as Deadline;
 use wsrelay_handshake::{HandshakeError, Header, RequestHead};
 
-use crate::pipeline::{self, ClientSide, Listening, Pipeline};
+use crate::client_side::{self, ClientSide};
+use crate::pipeline::{self, Listening, Pipeline};
 use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::stream::Stream;
@@ -267,7 +268,7 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
         Ok(head) => head,
         Err(refusal) => {
             let target = request.uri().path().to_owned();
-            pipeline::refuse(&mut side, addr, "-", &target, refusal).await;
+            client_side::refuse(&mut side, addr, "-", &target, refusal).await;
             return side.into_response();
         }
     };
@@ -282,7 +283,7 @@ async fn stream(mut request: Request<Incoming>, shared: Arc<Connection>) -> Resp
         Ok(permit) => permit,
         Err(rejection) => {
             let refusal = Refusal::Admission(rejection);
-            pipeline::refuse(&mut side, addr, "-", &head.target, refusal).await;
+            client_side::refuse(&mut side, addr, "-", &head.target, refusal).await;
             return side.into_response();
         }
     };

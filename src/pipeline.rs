@@ -16,17 +16,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant as Deadline;
 use tokio_rustls::TlsAcceptor;
 use wsrelay_codec::close::code;
-use wsrelay_handshake::{write_switching_protocols, Authority, Limits, RequestHead};
+use wsrelay_handshake::{Authority, Limits, RequestHead};
 use wsrelay_relay::{Relay, RelayOptions};
 
 use crate::access_log;
 use crate::admission::{Admission, Permit};
+use crate::client_side::{refuse, ClientSide, Http1};
 use crate::config::{EdgePolicy, GatewayConfig};
 use crate::edge;
 use crate::head::{read_head, HeadError};
@@ -35,7 +36,6 @@ use crate::refusal::Refusal;
 use crate::request::{ClientRequest, Peer};
 use crate::route::Route;
 use crate::stream::Stream;
-use crate::upstream::UpstreamConnection;
 use crate::Error;
 
 /// A connection past both handshakes: what the relay runs on.
@@ -145,8 +145,8 @@ pub(crate) struct Listening {
     /// gateway started with; one a reload added has none: `usize::MAX`).
     pub(crate) gauge: usize,
     /// The gateway's configurations as reloads publish them: a tunnel whose route or backend a
-    /// reload removed may be closed ([`crate::reload::orphaned`]). `None`: no reloads.
-    pub(crate) generations: Option<crate::reload::Generations>,
+    /// reload removed may be closed ([`crate::drain::orphaned`]). `None`: no reloads.
+    pub(crate) generations: Option<crate::generation::Generations>,
 }
 
 /// A connection as a listener accepted it: the socket and its listener's shared context.
@@ -262,9 +262,8 @@ where
                 stop.clone(),
                 config.winding_down.drain_window,
                 ending,
-                (listening.generations.clone()).map(|g| {
-                    crate::reload::orphaned(g, ready.route.clone(), ready.backend.clone())
-                }),
+                (listening.generations.clone())
+                    .map(|g| crate::drain::orphaned(g, ready.route.clone(), ready.backend.clone())),
             ))
             .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
             .with_live_traffic(live)
@@ -576,50 +575,6 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-/// The client's end of a handshake, as the shared stages see it: how the upgrade is accepted
-/// and how a refusal is answered. HTTP/1.1 writes a 101 or the refusal's response bytes
-/// ([`Http1`]); HTTP/2 answers the CONNECT stream with a 200 or the refusal's status
-/// (`crate::http2`).
-pub(crate) trait ClientSide {
-    /// Accepts the upgrade, with the subprotocol and extensions the upstream chose and the
-    /// pool's sticky cookie.
-    fn accept(
-        &mut self,
-        request: &ClientRequest,
-        upstream: &UpstreamConnection,
-        set_cookie: Option<&str>,
-    ) -> impl Future<Output = io::Result<()>>;
-
-    /// Answers `refusal` (its status, headers and short body) and ends the client's request.
-    fn refuse(&mut self, refusal: &Refusal) -> impl Future<Output = ()>;
-
-    /// The status `refusal` has on this transport, for logs and metrics.
-    fn status(&self, refusal: &Refusal) -> u16 {
-        refusal.status()
-    }
-}
-
-/// An HTTP/1.1 client connection as the client's side of its one handshake.
-pub(crate) struct Http1<'s, S>(pub(crate) &'s mut S);
-
-impl<S: AsyncWrite + Unpin> ClientSide for Http1<'_, S> {
-    async fn accept(
-        &mut self,
-        request: &ClientRequest,
-        upstream: &UpstreamConnection,
-        set_cookie: Option<&str>,
-    ) -> io::Result<()> {
-        answer(self.0, request, upstream, set_cookie).await
-    }
-
-    async fn refuse(&mut self, refusal: &Refusal) {
-        let mut out = Vec::new();
-        refusal.write_response(&mut out);
-        let _ = self.0.write_all(&out).await;
-        let _ = self.0.shutdown().await;
-    }
-}
-
 impl Ready<()> {
     /// The same connection with its client: the stream the relay runs on, and the bytes the
     /// client sent behind its request.
@@ -639,50 +594,6 @@ impl Ready<()> {
             lease: self.lease,
         }
     }
-}
-
-/// Writes the client's 101: its key's accept, and the subprotocol and extensions the upstream
-/// chose (pass-through negotiation).
-async fn answer<S: AsyncWrite + Unpin>(
-    client: &mut S,
-    request: &ClientRequest,
-    upstream: &UpstreamConnection,
-    set_cookie: Option<&str>,
-) -> io::Result<()> {
-    let mut response = Vec::new();
-    let cookie = set_cookie.map(|c| ("Set-Cookie", c));
-    write_switching_protocols(
-        &mut response,
-        &request.websocket.accept(),
-        upstream.protocol.as_deref(),
-        upstream.extensions.as_deref(),
-        cookie.as_slice(),
-    );
-    client.write_all(&response).await
-}
-
-/// Answers a refusal (its one response), logs it, closes the client's side, and returns it.
-pub(crate) async fn refuse<C: ClientSide>(
-    client: &mut C,
-    peer: SocketAddr,
-    route: &str,
-    target: &str,
-    refusal: Refusal,
-) -> Error {
-    let status = client.status(&refusal);
-    metrics::count_refusal(route, status);
-    // Query values are left out (tokens travel there); a refused request's most of all.
-    let target = &*access_log::loggable_target(target, false);
-    match &refusal {
-        Refusal::UpstreamRefused { .. } => {
-            tracing::info!(%peer, route, target, status, "upstream refused the upgrade; relayed")
-        }
-        _ => {
-            tracing::info!(%peer, route, target, status, reason = %refusal, "handshake refused")
-        }
-    }
-    client.refuse(&refusal).await;
-    Error::Refused(refusal)
 }
 
 #[cfg(test)]
