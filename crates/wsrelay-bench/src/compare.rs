@@ -9,6 +9,7 @@ use crate::systems::{
     free_port, launch, loopback, nginx_binary, spawn, start_nginx, wait_listening, ws, Launch,
     System,
 };
+use crate::table;
 
 /// Options of a comparison run.
 #[derive(Debug, clap::Args)]
@@ -64,14 +65,26 @@ pub struct CompareArgs {
 }
 
 /// One workload: how to load a system, and which number is its headline.
-struct Workload {
-    name: &'static str,
-    what: &'static str,
+pub(crate) struct Workload {
+    pub(crate) name: &'static str,
+    pub(crate) what: &'static str,
     connections: usize,
-    size: usize,
+    pub(crate) size: usize,
     text: bool,
     window: usize,
-    rate: Option<u64>,
+    pub(crate) rate: Option<u64>,
+}
+
+impl Workload {
+    /// The workload's headline number in `report`: MB/s for 1 KiB messages and up, else
+    /// messages per second.
+    pub(crate) fn headline(&self, report: &Report) -> f64 {
+        if self.size >= 1024 {
+            report.mb_per_sec()
+        } else {
+            report.msgs_per_sec()
+        }
+    }
 }
 
 fn workloads(smoke: bool) -> Vec<Workload> {
@@ -129,15 +142,6 @@ async fn scrape_every_second(admin: std::net::SocketAddr) {
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
 }
 
@@ -347,7 +351,8 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
                 .and_then(|c| memory::status_kib(c.id(), "VmRSS:"))
         })
         .collect();
-    let (mut markdown, mut json) = tabulate(&workloads, &systems, &results, &rss, reps, duration);
+    let (mut markdown, mut json) =
+        table::tabulate(&workloads, &systems, &results, &rss, reps, duration);
     let names: Vec<&'static str> = systems
         .iter()
         .map(|s| s.name)
@@ -517,110 +522,6 @@ async fn per_connection_memory(
     Ok((md, serde_json::Value::Object(rows)))
 }
 
-fn tabulate(
-    workloads: &[Workload],
-    systems: &[System],
-    results: &[Vec<Vec<Report>>],
-    rss: &[Option<u64>],
-    reps: usize,
-    duration: Duration,
-) -> (String, serde_json::Value) {
-    let mut md = format!("Medians of {reps} interleaved repetition(s) of {duration:?} each. Ratios are against the raw TCP proxy (and nginx-64k where measured) in this same run.\n");
-    let mut json = serde_json::Map::new();
-    let index = |name: &str| systems.iter().position(|s| s.name == name);
-    for (w, workload) in workloads.iter().enumerate() {
-        md.push_str(&format!("\n### {} — {}\n\n", workload.name, workload.what));
-        let latency = workload.rate.is_some();
-        let headline = |r: &Report| {
-            if workload.size >= 1024 {
-                r.mb_per_sec()
-            } else {
-                r.msgs_per_sec()
-            }
-        };
-        let med = |s: usize, f: &dyn Fn(&Report) -> f64| {
-            median(&mut results[w][s].iter().map(f).collect::<Vec<_>>())
-        };
-        let raw = index("raw-tcp-proxy").map(|s| med(s, &headline));
-        let nginx = index("nginx-64k").map(|s| med(s, &headline));
-        let direct_p50 = index("direct").map(|s| med(s, &|r| r.latency_us(0.5) as f64));
-        let direct_p99 = index("direct").map(|s| med(s, &|r| r.latency_us(0.99) as f64));
-        let direct_p999 = index("direct").map(|s| med(s, &|r| r.latency_us(0.999) as f64));
-        if latency {
-            md.push_str("| system | p50 µs | p99 µs | p99.9 µs | added p50 | added p99 | added p99.9 | p99 spread (min–max) |\n|---|---|---|---|---|---|---|---|\n");
-        } else {
-            let unit = if workload.size >= 1024 {
-                "MB/s"
-            } else {
-                "msgs/s"
-            };
-            md.push_str(&format!("| system | {unit} | vs raw proxy | vs nginx-64k | p50 µs | p99 µs |\n|---|---|---|---|---|---|\n"));
-        }
-        let mut rows = serde_json::Map::new();
-        for (s, system) in systems.iter().enumerate() {
-            let p50 = med(s, &|r| r.latency_us(0.5) as f64);
-            let p99 = med(s, &|r| r.latency_us(0.99) as f64);
-            let p999 = med(s, &|r| r.latency_us(0.999) as f64);
-            let value = med(s, &headline);
-            if latency {
-                let p99s: Vec<u64> = results[w][s].iter().map(|r| r.latency_us(0.99)).collect();
-                let spread = format!(
-                    "{}–{}",
-                    p99s.iter().min().unwrap_or(&0),
-                    p99s.iter().max().unwrap_or(&0)
-                );
-                let added = |v: f64, base: Option<f64>| {
-                    base.map_or("—".into(), |b| format!("{:+.0}", v - b))
-                };
-                md.push_str(&format!(
-                    "| {} | {p50:.0} | {p99:.0} | {p999:.0} | {} | {} | {} | {spread} |\n",
-                    system.name,
-                    added(p50, direct_p50),
-                    added(p99, direct_p99),
-                    added(p999, direct_p999)
-                ));
-            } else {
-                let ratio =
-                    |base: Option<f64>| base.map_or("—".into(), |b| format!("{:.2}x", value / b));
-                md.push_str(&format!(
-                    "| {} | {value:.0} | {} | {} | {p50:.0} | {p99:.0} |\n",
-                    system.name,
-                    ratio(raw),
-                    ratio(nginx),
-                ));
-            }
-            rows.insert(
-                system.name.into(),
-                serde_json::json!({
-                    "headline": value, "p50_us": p50, "p99_us": p99, "p999_us": p999,
-                    "runs": results[w][s].iter().map(Report::to_json).collect::<Vec<_>>(),
-                }),
-            );
-        }
-        json.insert(workload.name.into(), serde_json::Value::Object(rows));
-        if let (Some(on), Some(off)) = (index("wsrelay-metrics"), index("wsrelay")) {
-            let (what, on, off) = if latency {
-                let p99 = |r: &Report| r.latency_us(0.99) as f64;
-                ("p99 latency", med(on, &p99), med(off, &p99))
-            } else {
-                ("throughput", med(on, &headline), med(off, &headline))
-            };
-            md.push_str(&format!(
-                "\nMetrics on / off (wsrelay-metrics / wsrelay), {what}: {:.3}\n",
-                on / off
-            ));
-        }
-    }
-    md.push_str(&http2_ratios(workloads, systems, results));
-    md.push_str("\n### Process RSS after the runs (KiB)\n\n| system | RSS |\n|---|---|\n");
-    for (system, rss) in systems.iter().zip(rss) {
-        if let Some(kib) = rss {
-            md.push_str(&format!("| {} | {kib} |\n", system.name));
-        }
-    }
-    (md, serde_json::Value::Object(json))
-}
-
 /// The configuration of `wsrelay-h2`: one plain listener on `port` with HTTP/2 on (prior
 /// knowledge), pass-through like `wsrelay` (no UTF-8 validation), every path to the echo.
 fn http2_config(root: &Path, port: u16, echo_url: &str) -> Result<PathBuf, String> {
@@ -634,43 +535,4 @@ fn http2_config(root: &Path, port: u16, echo_url: &str) -> Result<PathBuf, Strin
     );
     std::fs::write(&path, toml).map_err(|e| e.to_string())?;
     Ok(path)
-}
-
-/// HTTP/2 against HTTP/1.1 (`wsrelay-h2` / `wsrelay`) per workload, medians of this run: the
-/// workload's headline (MB/s or msgs/s) and its p50 and p99 latency.
-fn http2_ratios(
-    workloads: &[Workload],
-    systems: &[System],
-    results: &[Vec<Vec<Report>>],
-) -> String {
-    let index = |name: &str| systems.iter().position(|s| s.name == name);
-    let (Some(h2), Some(h1)) = (index("wsrelay-h2"), index("wsrelay")) else {
-        return String::new();
-    };
-    let mut md = String::from(
-        "\n### HTTP/2 / HTTP/1.1 (wsrelay-h2 / wsrelay, medians of this run)\n\n\
-         | workload | headline ratio | p50 ratio | p99 ratio |\n|---|---|---|---|\n",
-    );
-    for (w, workload) in workloads.iter().enumerate() {
-        let med = |s: usize, f: &dyn Fn(&Report) -> f64| {
-            median(&mut results[w][s].iter().map(f).collect::<Vec<_>>())
-        };
-        let headline = |r: &Report| {
-            if workload.size >= 1024 {
-                r.mb_per_sec()
-            } else {
-                r.msgs_per_sec()
-            }
-        };
-        let p50 = |r: &Report| r.latency_us(0.5) as f64;
-        let p99 = |r: &Report| r.latency_us(0.99) as f64;
-        md.push_str(&format!(
-            "| {} | {:.2}x | {:.2}x | {:.2}x |\n",
-            workload.name,
-            med(h2, &headline) / med(h1, &headline),
-            med(h2, &p50) / med(h1, &p50),
-            med(h2, &p99) / med(h1, &p99),
-        ));
-    }
-    md
 }

@@ -6,6 +6,7 @@ mod load;
 mod memory;
 mod peers;
 mod systems;
+mod table;
 
 use std::net::SocketAddr;
 
