@@ -1,7 +1,7 @@
 //! The io_uring relay prototype end to end (built and run only with `--features io-uring`):
 //! real sockets, the built-in echo upstream, the `wsrelay-bench uring-relay` process, in both
 //! receive modes. Messages of several sizes come back intact (a 1 MiB one streams through the
-//! 64 KiB buffers), a close handshake passes both ways, and a client breaking the protocol (an
+//! 256 KiB buffers), a close handshake passes both ways, and a client breaking the protocol (an
 //! unmasked frame) loses its connection.
 #![cfg(feature = "io-uring")]
 

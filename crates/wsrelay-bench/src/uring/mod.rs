@@ -43,8 +43,8 @@ pub(crate) struct UringArgs {
     /// How workers receive.
     #[arg(long, value_enum, default_value_t = RecvMode::Single)]
     recv: RecvMode,
-    /// Bytes buffered per direction (the gateway's default is 64 KiB).
-    #[arg(long, default_value_t = 64 * 1024)]
+    /// Bytes buffered per direction (the gateway's `--buffer-size` default, 256 KiB).
+    #[arg(long, default_value_t = 256 * 1024)]
     buffer_size: usize,
     /// Rings without `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`: completion work
     /// then interrupts the worker as it arrives.
