@@ -33,7 +33,7 @@ fn free_port() -> u16 {
 /// Starts `uring-relay` in front of `echo`; `None` (printed) if io_uring is refused here.
 fn start_relay(echo: SocketAddr, mode: &str) -> Option<(Relay, u16)> {
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsrelay-bench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wsrelay-bench"))
         .args([
             "uring-relay",
             "--listen",
@@ -49,14 +49,16 @@ fn start_relay(echo: SocketAddr, mode: &str) -> Option<(Relay, u16)> {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn wsrelay-bench");
+    // Owned by the guard from here on: killed and waited for on every path.
+    let mut relay = Relay(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some((Relay(child), port));
+            return Some((relay, port));
         }
-        if let Ok(Some(_)) = child.try_wait() {
+        if let Ok(Some(_)) = relay.0.try_wait() {
             let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
+            if let Some(mut e) = relay.0.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut e, &mut err);
             }
             println!("SKIPPED: uring-relay did not start: {}", err.trim());
@@ -132,7 +134,10 @@ async fn relays_messages_and_closes(mode: &str) {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the relay kept a protocol violator's connection");
+    assert!(
+        ended.is_ok(),
+        "the relay kept a protocol violator's connection"
+    );
 }
 
 #[tokio::test]
