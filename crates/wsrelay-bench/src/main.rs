@@ -7,6 +7,8 @@ mod memory;
 mod peers;
 mod systems;
 mod table;
+#[cfg(feature = "io-uring")]
+mod uring;
 
 use std::net::SocketAddr;
 
@@ -50,10 +52,24 @@ enum Command {
     },
     /// Measure every system on every workload, interleaved, and write the tables.
     Compare(compare::CompareArgs),
+    /// Run the io_uring relay prototype (see URING.md; built with `--features io-uring`).
+    #[cfg(feature = "io-uring")]
+    UringRelay(uring::UringArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "io-uring")]
+    if let Command::UringRelay(args) = cli.command {
+        // Threads and rings of its own: no tokio runtime.
+        return match uring::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsrelay-bench: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -88,6 +104,8 @@ fn main() -> std::process::ExitCode {
                     .map_err(|e| e.to_string())
             }
             Command::Compare(args) => compare::run(args).await,
+            #[cfg(feature = "io-uring")]
+            Command::UringRelay(_) => Err("uring-relay runs without the runtime".into()),
         }
     });
     match result {
