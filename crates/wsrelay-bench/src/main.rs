@@ -2,11 +2,16 @@
 //! a runner that measures them all side by side in one run. Loopback only, bounded in time.
 
 mod compare;
+mod cpu;
+mod flame;
 mod load;
 mod memory;
 mod peers;
+mod plot;
+mod sweep;
 mod systems;
 mod table;
+mod workload;
 
 use std::net::SocketAddr;
 
