@@ -265,6 +265,7 @@ pub async fn run_sampled<T>(
             .map(|r| (r as f64 / config.connections as f64).max(1e-3)),
     };
     let read_buffer = read_buffer_len(config.size);
+    let latencies = Arc::new(Latencies::new(config.connections));
     let mut tasks = Vec::new();
     let mut failed = 0usize;
     for (i, stream) in streams.into_iter().enumerate() {
@@ -286,14 +287,16 @@ pub async fn run_sampled<T>(
             Opened::Tcp(stream, leftover) => {
                 let (reader, writer) = stream.into_split();
                 let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
-                let reader = read_loop(reader, leftover, read_buffer, start, window, stopped);
+                let timing = (start, i, latencies.clone());
+                let reader = read_loop(reader, leftover, read_buffer, timing, window, stopped);
                 let writer = async { writer.await.map(|(sent, w)| (sent, Held::Tcp { _open: w })) };
                 (tokio::spawn(writer), tokio::spawn(reader))
             }
             Opened::Http2(stream) => {
                 let (reader, writer) = tokio::io::split(stream);
                 let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
-                let reader = read_loop(reader, Vec::new(), read_buffer, start, window, stopped);
+                let timing = (start, i, latencies.clone());
+                let reader = read_loop(reader, Vec::new(), read_buffer, timing, window, stopped);
                 let writer = async {
                     writer
                         .await
@@ -316,20 +319,19 @@ pub async fn run_sampled<T>(
     let elapsed = start.elapsed();
     // Sending is over: readers collect what is still in flight, then end.
     let _ = stop.send(true);
-    let mut latency = new_histogram();
     let (mut messages, mut bytes) = (0u64, 0u64);
     for reader in readers {
         match tokio::time::timeout(Duration::from_secs(10), reader).await {
             Ok(Ok(result)) => {
                 messages += result.messages;
                 bytes += result.bytes;
-                let _ = latency.add(&result.latency);
                 failed += usize::from(result.failed);
             }
             _ => failed += 1,
         }
     }
     let after = sample();
+    let latency = latencies.merged();
     drop(held);
     let report = Report {
         messages,
@@ -548,8 +550,47 @@ fn decode_stamp(stamp: &[u8; STAMP]) -> Option<u64> {
 struct ReadResult {
     messages: u64,
     bytes: u64,
-    latency: Histogram<u64>,
     failed: bool,
+}
+
+/// Latency histograms shared by a run's readers: a few shards behind locks of their own rather
+/// than one per connection. A histogram of this range holds 140 KB of counts, all written when
+/// it is made; one per connection of a 9,900-tunnel run cost the load tool itself seconds of
+/// page faults, which showed up as latency.
+struct Latencies {
+    shards: Vec<std::sync::Mutex<Histogram<u64>>>,
+}
+
+/// Most latency shards: more than the load tool's threads, so readers seldom wait on a lock.
+const LATENCY_SHARDS: usize = 16;
+
+impl Latencies {
+    fn new(connections: usize) -> Self {
+        let n = connections.clamp(1, LATENCY_SHARDS);
+        Latencies {
+            shards: (0..n)
+                .map(|_| std::sync::Mutex::new(new_histogram()))
+                .collect(),
+        }
+    }
+
+    /// Records `us` microseconds in the shard of connection `connection`.
+    fn record(&self, connection: usize, us: u64) {
+        if let Ok(mut h) = self.shards[connection % self.shards.len()].lock() {
+            let _ = h.record(us);
+        }
+    }
+
+    /// All shards as one histogram.
+    fn merged(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for shard in &self.shards {
+            if let Ok(h) = shard.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
 }
 
 /// Reads echoed frames, timing each message by the stamp it carries.
@@ -557,14 +598,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     leftover: Vec<u8>,
     buffer: usize,
-    start: Instant,
+    (start, connection, latencies): (Instant, usize, Arc<Latencies>),
     window: Arc<Semaphore>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> ReadResult {
     let mut result = ReadResult {
         messages: 0,
         bytes: 0,
-        latency: new_histogram(),
         failed: false,
     };
     let mut buf = vec![0u8; buffer.max(leftover.len())];
@@ -611,9 +651,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 result.messages += 1;
                 if let Some(sent) = decode_stamp(&stamp) {
                     let now = start.elapsed().as_nanos() as u64;
-                    let _ = result
-                        .latency
-                        .record((now.saturating_sub(sent) / 1000).max(1));
+                    latencies.record(connection, (now.saturating_sub(sent) / 1000).max(1));
                 }
                 window.add_permits(1);
             }
