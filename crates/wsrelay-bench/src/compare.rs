@@ -8,7 +8,7 @@ use crate::load::{self, LoadConfig, Report};
 use crate::memory;
 use crate::systems::{
     free_port, launch, loopback, nginx_binary, spawn, start_nginx, wait_listening, ws, Launch,
-    System,
+    System, Variant, WSRELAY_VARIANTS,
 };
 use crate::table;
 use crate::workload::{workloads, Many};
@@ -162,7 +162,6 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         ],
         p,
     )?;
-    let p = free_port()?;
     let relay_args = |p: u16| {
         vec![
             "--listen".into(),
@@ -173,9 +172,15 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             "warn".into(),
         ]
     };
-    let mut passthrough = relay_args(p);
-    passthrough.push("--no-utf8-validation".into());
-    start("wsrelay", &wsrelay, passthrough, p)?;
+    let variant_args = |v: &Variant, p: u16| {
+        let mut a = relay_args(p);
+        a.extend(v.args.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    for v in WSRELAY_VARIANTS.iter().filter(|v| v.always) {
+        let p = free_port()?;
+        start(v.name, &wsrelay, variant_args(v, p), p)?;
+    }
     if let Some(baseline) = &args.baseline {
         let p = free_port()?;
         let mut passthrough = relay_args(p);
@@ -205,8 +210,10 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         start("wsrelay-h2", &wsrelay, args, p)?;
     }
     if !args.smoke && !args.metrics_overhead && !args.http2 {
-        let p = free_port()?;
-        start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
+        for v in WSRELAY_VARIANTS.iter().filter(|v| !v.always) {
+            let p = free_port()?;
+            start(v.name, &wsrelay, variant_args(v, p), p)?;
+        }
         let p = free_port()?;
         start(
             "tungstenite-relay",
