@@ -152,18 +152,40 @@ fn throughput_by_size(path: &Path, systems: &[&str], sweep: &Sweep) -> Drawn {
         .x_label_formatter(&|v| size_label(v.round() as usize))
         .y_label_formatter(&plain)
         .draw()?;
-    for row in &sweep.rows {
-        let c = colour(systems, row.system);
-        let points: Vec<(f64, f64)> = sweep
+    let lines = sweep.rows.iter().map(|row| {
+        let points = sweep
             .sizes
             .iter()
             .zip(&row.mb_per_s)
             .filter(|(_, v)| v.is_finite() && **v > 0.0)
             .map(|(&s, &v)| (s as f64, v))
             .collect();
+        (row.system, points)
+    });
+    lines_with_legend(&mut chart, systems, lines.collect())?;
+    root.present()?;
+    Ok(())
+}
+
+/// One system's line: its name and its points.
+type Line<X> = (&'static str, Vec<(X, f64)>);
+
+/// A line with a dot at each point per system, in the system's colour, and the legend.
+fn lines_with_legend<'a, X, Y>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    systems: &[&str],
+    lines: Vec<Line<X::ValueType>>,
+) -> Drawn
+where
+    X: Ranged,
+    Y: Ranged<ValueType = f64>,
+    X::ValueType: Clone + 'static,
+{
+    for (system, points) in lines {
+        let c = colour(systems, system);
         chart
             .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
-            .label(row.system)
+            .label(system)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, c.filled())))?;
     }
@@ -173,7 +195,6 @@ fn throughput_by_size(path: &Path, systems: &[&str], sweep: &Sweep) -> Drawn {
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -205,27 +226,17 @@ fn latency_chart(path: &Path, systems: &[&str], rows: &[Percentiles]) -> Drawn {
         })
         .y_label_formatter(&plain)
         .draw()?;
-    for row in rows {
-        let c = colour(systems, row.system);
-        let points: Vec<(SegmentValue<usize>, f64)> = row
+    let lines = rows.iter().map(|row| {
+        let points = row
             .us
             .iter()
             .enumerate()
             .filter(|(_, v)| v.is_finite() && **v > 0.0)
             .map(|(q, &v)| (SegmentValue::CenterOf(q), v))
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?
-            .label(row.system)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, c.filled())))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+        (row.system, points)
+    });
+    lines_with_legend(&mut chart, systems, lines.collect())?;
     root.present()?;
     Ok(())
 }
