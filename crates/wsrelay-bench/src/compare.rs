@@ -3,13 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cpu::Sample;
 use crate::load::{self, LoadConfig, Report};
 use crate::memory;
 use crate::systems::{
     free_port, launch, loopback, nginx_binary, spawn, start_nginx, wait_listening, ws, Launch,
-    System,
+    System, Variant, WSRELAY_VARIANTS,
 };
 use crate::table;
+use crate::workload::{workloads, Many};
+use crate::{flame, plot, sweep};
 
 /// Options of a comparison run.
 #[derive(Debug, clap::Args)]
@@ -40,6 +43,22 @@ pub struct CompareArgs {
     /// workload, which must stay within the handshake timeout. Smoke mode: 200.
     #[arg(long, default_value_t = 5_000)]
     pending_connections: usize,
+    /// Open tunnels of the many-connections workload (the proxy holds two descriptors each;
+    /// the default fits a 20,000 descriptor limit). Smoke mode: 200.
+    #[arg(long, default_value_t = 9_900)]
+    many_connections: usize,
+    /// Each tunnel of the many-connections workload sends one 32-byte message per this
+    /// interval. Smoke mode: 1s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    many_interval: Duration,
+    /// Measuring window of the many-connections workload, once every tunnel is open. Smoke
+    /// mode: 3s.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    many_window: Duration,
+    /// Also record the small workload against a fresh release wsrelay with `perf record -g`
+    /// and write it as a flame graph, `flame-small.svg`, next to the results.
+    #[arg(long)]
+    flame: bool,
     /// Skip the memory workloads (big frame, idle and pending connections).
     #[arg(long)]
     no_memory: bool,
@@ -62,71 +81,6 @@ pub struct CompareArgs {
     /// connection; nothing else, no memory workloads. Smoke mode measures `wsrelay-h2` too.
     #[arg(long)]
     http2: bool,
-}
-
-/// One workload: how to load a system, and which number is its headline.
-pub(crate) struct Workload {
-    pub(crate) name: &'static str,
-    pub(crate) what: &'static str,
-    connections: usize,
-    pub(crate) size: usize,
-    text: bool,
-    window: usize,
-    pub(crate) rate: Option<u64>,
-}
-
-impl Workload {
-    /// The workload's headline number in `report`: MB/s for 1 KiB messages and up, else
-    /// messages per second.
-    pub(crate) fn headline(&self, report: &Report) -> f64 {
-        if self.size >= 1024 {
-            report.mb_per_sec()
-        } else {
-            report.msgs_per_sec()
-        }
-    }
-}
-
-fn workloads(smoke: bool) -> Vec<Workload> {
-    let rate = if smoke { 2_000 } else { 10_000 };
-    vec![
-        Workload {
-            name: "bulk",
-            what: "64 KiB binary messages, 1 connection, 16 in flight: MB/s",
-            connections: 1,
-            size: 64 * 1024,
-            text: false,
-            window: 16,
-            rate: None,
-        },
-        Workload {
-            name: "bulk-text",
-            what: "64 KiB text messages, 1 connection, 16 in flight: MB/s",
-            connections: 1,
-            size: 64 * 1024,
-            text: true,
-            window: 16,
-            rate: None,
-        },
-        Workload {
-            name: "small",
-            what: "32-byte messages, 100 connections, 1 in flight each: msgs/s",
-            connections: 100,
-            size: 32,
-            text: false,
-            window: 1,
-            rate: None,
-        },
-        Workload {
-            name: "latency",
-            what: "32-byte messages, 50 connections, open loop at a fixed total rate: latency",
-            connections: 50,
-            size: 32,
-            text: false,
-            window: 1,
-            rate: Some(rate),
-        },
-    ]
 }
 
 /// Scrapes `GET /metrics` at `admin` once a second until aborted (failures are ignored: the
@@ -208,7 +162,6 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         ],
         p,
     )?;
-    let p = free_port()?;
     let relay_args = |p: u16| {
         vec![
             "--listen".into(),
@@ -219,9 +172,15 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             "warn".into(),
         ]
     };
-    let mut passthrough = relay_args(p);
-    passthrough.push("--no-utf8-validation".into());
-    start("wsrelay", &wsrelay, passthrough, p)?;
+    let variant_args = |v: &Variant, p: u16| {
+        let mut a = relay_args(p);
+        a.extend(v.args.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    for v in WSRELAY_VARIANTS.iter().filter(|v| v.always) {
+        let p = free_port()?;
+        start(v.name, &wsrelay, variant_args(v, p), p)?;
+    }
     if let Some(baseline) = &args.baseline {
         let p = free_port()?;
         let mut passthrough = relay_args(p);
@@ -251,8 +210,10 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         start("wsrelay-h2", &wsrelay, args, p)?;
     }
     if !args.smoke && !args.metrics_overhead && !args.http2 {
-        let p = free_port()?;
-        start("wsrelay-utf8", &wsrelay, relay_args(p), p)?;
+        for v in WSRELAY_VARIANTS.iter().filter(|v| !v.always) {
+            let p = free_port()?;
+            start(v.name, &wsrelay, variant_args(v, p), p)?;
+        }
         let p = free_port()?;
         start(
             "tungstenite-relay",
@@ -290,10 +251,23 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
             .map_err(|e| format!("{}: {e}", system.name))?;
     }
 
+    let many = if args.smoke {
+        Many {
+            connections: 200,
+            interval: Duration::from_secs(1),
+            window: Duration::from_secs(3),
+        }
+    } else {
+        Many {
+            connections: args.many_connections,
+            interval: args.many_interval,
+            window: args.many_window,
+        }
+    };
     let mut workloads = if args.memory_only {
         Vec::new()
     } else {
-        workloads(args.smoke)
+        workloads(args.smoke, duration, many)
     };
     if args.metrics_overhead {
         workloads.retain(|w| matches!(w.name, "bulk" | "small" | "latency"));
@@ -309,6 +283,10 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     for rep in 0..reps {
         for (w, workload) in workloads.iter().enumerate() {
             for (s, system) in systems.iter().enumerate() {
+                // Thousands of tunnels are about TCP connections: not streams of one.
+                if workload.interval.is_some() && system.name == "wsrelay-h2" {
+                    continue;
+                }
                 let config = LoadConfig {
                     url: system.url.clone(),
                     connections: workload.connections,
@@ -316,13 +294,18 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
                     text: workload.text,
                     window: workload.window,
                     rate: workload.rate,
-                    duration,
+                    interval: workload.interval,
+                    duration: workload.duration.unwrap_or(duration),
                     messages: None,
                     http2: system.name == "wsrelay-h2",
                 };
-                let report = load::run(config)
+                // The proxy's CPU time and RSS, sampled once every connection is open and
+                // again before any closes.
+                let pid = system.process.as_ref().map(std::process::Child::id);
+                let (mut report, before, after) = load::run_sampled(config, || Sample::of(pid))
                     .await
                     .map_err(|e| format!("{} / {}: {e}", workload.name, system.name))?;
+                after.charge(before, &mut report);
                 println!(
                     "rep {} {:>10} {:>18}: {}",
                     rep + 1,
@@ -353,12 +336,24 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         .collect();
     let (mut markdown, mut json) =
         table::tabulate(&workloads, &systems, &results, &rss, reps, duration);
+    let system_names: Vec<&'static str> = systems.iter().map(|s| s.name).collect();
+    let sweep = sweep::collect(&workloads, &system_names, &results);
+    markdown.push_str(&sweep.markdown());
+    let mut memory_json = None;
     let names: Vec<&'static str> = systems
         .iter()
         .map(|s| s.name)
         .filter(|n| *n != "direct" && *n != "wsrelay-h2")
         .collect();
     drop(systems);
+    let launch = Launch {
+        exe: &exe,
+        wsrelay: &wsrelay,
+        baseline: args.baseline.as_deref(),
+        root: &root,
+        echo_port,
+        echo_url: &echo_url,
+    };
     if !args.no_memory && !args.metrics_overhead && !args.http2 {
         let pending = if args.smoke {
             200
@@ -370,22 +365,30 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
         } else {
             (args.big_frame, args.idle_connections)
         };
-        let launch = Launch {
-            exe: &exe,
-            wsrelay: &wsrelay,
-            baseline: args.baseline.as_deref(),
-            root: &root,
-            echo_port,
-            echo_url: &echo_url,
-        };
         let (md, js) = memory_workloads(&launch, &names, big, idle, pending).await?;
         markdown.push_str(&md);
-        if let serde_json::Value::Object(map) = &mut json {
+        memory_json = Some(js);
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let percentiles = plot::latency_percentiles(&workloads, &system_names, &results);
+    let charts = plot::write_all(
+        &args.out,
+        &system_names,
+        &sweep,
+        &percentiles,
+        memory_json.as_ref(),
+    )?;
+    markdown.push_str(&charts);
+    if let serde_json::Value::Object(map) = &mut json {
+        map.insert("sweep".into(), sweep.to_json());
+        if let Some(js) = memory_json {
             map.insert("memory".into(), js);
         }
     }
+    if args.flame {
+        markdown.push_str(&flame::record_small(&launch, &args.out, duration).await);
+    }
     println!("\n{markdown}");
-    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
     std::fs::write(args.out.join("results.md"), &markdown).map_err(|e| e.to_string())?;
     std::fs::write(
         args.out.join("results.json"),

@@ -56,8 +56,12 @@ pub struct LoadConfig {
     #[arg(long, default_value_t = 1)]
     pub window: usize,
     /// Open loop: total messages per second over all connections (closed loop when absent).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "interval")]
     pub rate: Option<u64>,
+    /// Open loop per connection: every connection sends one message per interval (chat-like
+    /// traffic), the connections' send times spread evenly over one interval.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
     /// How long to send.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -83,6 +87,12 @@ pub struct Report {
     pub latency: Histogram<u64>,
     /// Connections that failed (handshake or I/O).
     pub failed_connections: usize,
+    /// User plus system CPU time the proxy's process tree spent during the measurement, in
+    /// microseconds (set by the runner; `None` for the load tool alone and for `direct`).
+    pub proxy_cpu_us: Option<u64>,
+    /// Resident set of the proxy's process tree at the end of the measurement, connections
+    /// still open, in KiB (set by the runner).
+    pub proxy_rss_kib: Option<u64>,
 }
 
 impl Report {
@@ -94,6 +104,24 @@ impl Report {
     /// Echoed payload megabytes (10^6) per second.
     pub fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+
+    /// The proxy's CPU time per echoed message (one frame each way through the proxy), in
+    /// microseconds; NaN when not measured.
+    pub fn cpu_us_per_message(&self) -> f64 {
+        match self.proxy_cpu_us {
+            Some(us) if self.messages > 0 => us as f64 / self.messages as f64,
+            _ => f64::NAN,
+        }
+    }
+
+    /// The proxy's CPU time per MB (10^6 bytes) of payload echoed (each byte crosses the proxy
+    /// once each way), in milliseconds; NaN when not measured.
+    pub fn cpu_ms_per_mb(&self) -> f64 {
+        match self.proxy_cpu_us {
+            Some(us) if self.bytes > 0 => us as f64 / 1e3 / (self.bytes as f64 / 1e6),
+            _ => f64::NAN,
+        }
     }
 
     /// Latency at quantile `q` (0..=1), microseconds.
@@ -117,13 +145,15 @@ impl Report {
                 "max": self.latency.max(),
             },
             "failed_connections": self.failed_connections,
+            "proxy_cpu_us": self.proxy_cpu_us,
+            "proxy_rss_kib": self.proxy_rss_kib,
         })
     }
 
     /// The report as a small table.
     pub fn to_table(&self) -> String {
         format!(
-            "messages {:>10}  msgs/s {:>12.0}  MB/s {:>9.1}  latency us p50 {} p90 {} p99 {} p99.9 {} max {}{}",
+            "messages {:>10}  msgs/s {:>12.0}  MB/s {:>9.1}  latency us p50 {} p90 {} p99 {} p99.9 {} max {}{}{}",
             self.messages,
             self.msgs_per_sec(),
             self.mb_per_sec(),
@@ -132,6 +162,15 @@ impl Report {
             self.latency_us(0.99),
             self.latency_us(0.999),
             self.latency.max(),
+            match self.proxy_cpu_us {
+                Some(us) => format!(
+                    "  proxy CPU {:.1} ms ({:.2} us/msg, {:.2} ms/MB)",
+                    us as f64 / 1e3,
+                    self.cpu_us_per_message(),
+                    self.cpu_ms_per_mb()
+                ),
+                None => String::new(),
+            },
             if self.failed_connections > 0 {
                 format!("  FAILED CONNECTIONS {}", self.failed_connections)
             } else {
@@ -169,11 +208,30 @@ pub fn check(config: &LoadConfig) -> Result<SocketAddr, String> {
     if config.window == 0 {
         return Err("window must be at least 1".into());
     }
+    if config
+        .interval
+        .is_some_and(|i| i.is_zero() || i > MAX_DURATION)
+    {
+        return Err(format!("interval must be within (0, {MAX_DURATION:?}]"));
+    }
     Ok(SocketAddr::new(ip, config.url.port))
 }
 
 /// Runs a load and returns what it measured.
 pub async fn run(config: LoadConfig) -> Result<Report, String> {
+    run_sampled(config, || ())
+        .await
+        .map(|(report, _, _)| report)
+}
+
+/// Runs a load and calls `sample` at the edges of the measurement: once when every connection
+/// is open, right before the first message, and once when the last echo is in, before any
+/// connection closes. So what `sample` reads (a proxy's CPU time, its RSS) covers exactly the
+/// messages of the report: no handshake, no teardown.
+pub async fn run_sampled<T>(
+    config: LoadConfig,
+    mut sample: impl FnMut() -> T,
+) -> Result<(Report, T, T), String> {
     let addr = check(&config)?;
     let mut streams = Vec::with_capacity(config.connections);
     if config.http2 {
@@ -181,25 +239,33 @@ pub async fn run(config: LoadConfig) -> Result<Report, String> {
         for _ in 0..config.connections {
             // A failed stream counts as a failed connection; the HTTP/2 connection lives on.
             streams.push(match client.as_mut() {
-                Some(client) => connect_http2(client, &config.url).await.map(Opened::Http2),
+                Some(client) => within(CONNECT_LIMIT, connect_http2(client, &config.url))
+                    .await
+                    .map(Opened::Http2),
                 None => Err("no HTTP/2 connection".into()),
             });
         }
     } else {
         for _ in 0..config.connections {
             streams.push(
-                connect(addr, &config.url)
+                within(CONNECT_LIMIT, connect(addr, &config.url))
                     .await
                     .map(|(s, l)| Opened::Tcp(s, l)),
             );
         }
     }
+    let before = sample();
     let start = Instant::now();
     let deadline = start + config.duration;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let per_connection_rate = config
-        .rate
-        .map(|r| (r as f64 / config.connections as f64).max(1e-3));
+    let per_connection_rate = match config.interval {
+        Some(interval) => Some(1.0 / interval.as_secs_f64()),
+        None => config
+            .rate
+            .map(|r| (r as f64 / config.connections as f64).max(1e-3)),
+    };
+    let read_buffer = read_buffer_len(config.size);
+    let latencies = Arc::new(Latencies::new(config.connections));
     let mut tasks = Vec::new();
     let mut failed = 0usize;
     for (i, stream) in streams.into_iter().enumerate() {
@@ -215,52 +281,102 @@ pub async fn run(config: LoadConfig) -> Result<Report, String> {
         let schedule = per_connection_rate.zip(phase);
         let stopped = stopped.clone();
         // Each transport's halves get loops of their own type: no dynamic dispatch per write.
+        // The writer halves come back from the tasks and are held until after the last
+        // sample: dropping one would close the connection inside the measurement.
         let (writer_task, reader_task) = match stream {
             Opened::Tcp(stream, leftover) => {
                 let (reader, writer) = stream.into_split();
                 let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
-                let reader = read_loop(reader, leftover, start, window, stopped);
+                let timing = (start, i, latencies.clone());
+                let reader = read_loop(reader, leftover, read_buffer, timing, window, stopped);
+                let writer = async { writer.await.map(|(sent, w)| (sent, Held::Tcp { _open: w })) };
                 (tokio::spawn(writer), tokio::spawn(reader))
             }
             Opened::Http2(stream) => {
                 let (reader, writer) = tokio::io::split(stream);
                 let writer = write_loop(writer, cfg, start, deadline, window.clone(), schedule);
-                let reader = read_loop(reader, Vec::new(), start, window, stopped);
+                let timing = (start, i, latencies.clone());
+                let reader = read_loop(reader, Vec::new(), read_buffer, timing, window, stopped);
+                let writer = async {
+                    writer
+                        .await
+                        .map(|(sent, w)| (sent, Held::Http2 { _open: w }))
+                };
                 (tokio::spawn(writer), tokio::spawn(reader))
             }
         };
         tasks.push((writer_task, reader_task));
     }
     let mut readers = Vec::with_capacity(tasks.len());
+    let mut held = Vec::with_capacity(tasks.len());
     for (writer, reader) in tasks {
-        if writer.await.ok().flatten().is_none() {
-            failed += 1;
+        match writer.await.ok().flatten() {
+            Some((_, half)) => held.push(half),
+            None => failed += 1,
         }
         readers.push(reader);
     }
     let elapsed = start.elapsed();
     // Sending is over: readers collect what is still in flight, then end.
     let _ = stop.send(true);
-    let mut latency = new_histogram();
     let (mut messages, mut bytes) = (0u64, 0u64);
     for reader in readers {
         match tokio::time::timeout(Duration::from_secs(10), reader).await {
             Ok(Ok(result)) => {
                 messages += result.messages;
                 bytes += result.bytes;
-                let _ = latency.add(&result.latency);
                 failed += usize::from(result.failed);
             }
             _ => failed += 1,
         }
     }
-    Ok(Report {
+    let after = sample();
+    let latency = latencies.merged();
+    drop(held);
+    let report = Report {
         messages,
         bytes,
         elapsed: elapsed.max(Duration::from_millis(1)),
         latency,
         failed_connections: failed,
-    })
+        proxy_cpu_us: None,
+        proxy_rss_kib: None,
+    };
+    Ok((report, before, after))
+}
+
+/// Longest wait for one connection (or HTTP/2 stream) to open: a system that neither accepts
+/// nor refuses (a full stream limit, a stalled handshake) fails it instead of holding the run.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
+/// `opening`, failed if not done within `limit`.
+async fn within<T>(
+    limit: Duration,
+    opening: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(limit, opening)
+        .await
+        .unwrap_or_else(|_| Err(format!("not open within {limit:?}")))
+}
+
+/// The read buffer of a connection for messages of `size` bytes: 256 KiB for large messages,
+/// 16 KiB for small ones (ample for a few in flight, and 9,900 connections stay cheap).
+fn read_buffer_len(size: usize) -> usize {
+    if size > 1024 {
+        256 * 1024
+    } else {
+        16 * 1024
+    }
+}
+
+/// The sending half of a connection, held open until the measurement's last sample.
+enum Held {
+    Tcp {
+        _open: tokio::net::tcp::OwnedWriteHalf,
+    },
+    Http2 {
+        _open: tokio::io::WriteHalf<TokioIo<Upgraded>>,
+    },
 }
 
 fn new_histogram() -> Histogram<u64> {
@@ -345,8 +461,9 @@ async fn connect_http2(client: &mut Http2Sender, url: &WsUri) -> Result<TokioIo<
     }
 }
 
-/// Sends messages until the deadline (or message count); returns how many were sent, or
-/// `None` if the connection failed. `schedule` is the open-loop rate and phase.
+/// Sends messages until the deadline (or message count); returns how many were sent and the
+/// writer (still open), or `None` if the connection failed. `schedule` is the open-loop rate
+/// (per connection) and phase.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
     config: LoadConfig,
@@ -354,7 +471,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     deadline: Instant,
     window: Arc<Semaphore>,
     schedule: Option<(f64, Duration)>,
-) -> Option<u64> {
+) -> Option<(u64, W)> {
     let opcode = if config.text {
         OpCode::Text
     } else {
@@ -407,7 +524,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         sent += 1;
     }
-    Some(sent)
+    Some((sent, writer))
 }
 
 /// Characters of the stamp encoding: 64 ASCII symbols, so text messages stay valid UTF-8.
@@ -433,25 +550,64 @@ fn decode_stamp(stamp: &[u8; STAMP]) -> Option<u64> {
 struct ReadResult {
     messages: u64,
     bytes: u64,
-    latency: Histogram<u64>,
     failed: bool,
+}
+
+/// Latency histograms shared by a run's readers: a few shards behind locks of their own rather
+/// than one per connection. A histogram of this range holds 140 KB of counts, all written when
+/// it is made; one per connection of a 9,900-tunnel run cost the load tool itself seconds of
+/// page faults, which showed up as latency.
+struct Latencies {
+    shards: Vec<std::sync::Mutex<Histogram<u64>>>,
+}
+
+/// Most latency shards: more than the load tool's threads, so readers seldom wait on a lock.
+const LATENCY_SHARDS: usize = 16;
+
+impl Latencies {
+    fn new(connections: usize) -> Self {
+        let n = connections.clamp(1, LATENCY_SHARDS);
+        Latencies {
+            shards: (0..n)
+                .map(|_| std::sync::Mutex::new(new_histogram()))
+                .collect(),
+        }
+    }
+
+    /// Records `us` microseconds in the shard of connection `connection`.
+    fn record(&self, connection: usize, us: u64) {
+        if let Ok(mut h) = self.shards[connection % self.shards.len()].lock() {
+            let _ = h.record(us);
+        }
+    }
+
+    /// All shards as one histogram.
+    fn merged(&self) -> Histogram<u64> {
+        let mut all = new_histogram();
+        for shard in &self.shards {
+            if let Ok(h) = shard.lock() {
+                let _ = all.add(&*h);
+            }
+        }
+        all
+    }
 }
 
 /// Reads echoed frames, timing each message by the stamp it carries.
 async fn read_loop<R: AsyncRead + Unpin>(
     mut reader: R,
     leftover: Vec<u8>,
-    start: Instant,
+    buffer: usize,
+    (start, connection, latencies): (Instant, usize, Arc<Latencies>),
     window: Arc<Semaphore>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> ReadResult {
     let mut result = ReadResult {
         messages: 0,
         bytes: 0,
-        latency: new_histogram(),
         failed: false,
     };
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; buffer.max(leftover.len())];
     buf[..leftover.len()].copy_from_slice(&leftover);
     let mut filled = leftover.len();
     // The frame being read: payload bytes left, and its stamp so far.
@@ -495,9 +651,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 result.messages += 1;
                 if let Some(sent) = decode_stamp(&stamp) {
                     let now = start.elapsed().as_nanos() as u64;
-                    let _ = result
-                        .latency
-                        .record((now.saturating_sub(sent) / 1000).max(1));
+                    latencies.record(connection, (now.saturating_sub(sent) / 1000).max(1));
                 }
                 window.add_permits(1);
             }

@@ -2,13 +2,18 @@
 //! a runner that measures them all side by side in one run. Loopback only, bounded in time.
 
 mod compare;
+mod cpu;
+mod flame;
 mod load;
 mod memory;
 mod peers;
+mod plot;
+mod sweep;
 mod systems;
 mod table;
 #[cfg(feature = "io-uring")]
 mod uring;
+mod workload;
 
 use std::net::SocketAddr;
 

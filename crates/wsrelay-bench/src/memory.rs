@@ -169,7 +169,7 @@ pub async fn open_silent(url: &WsUri, count: usize) -> Result<Vec<TcpStream>, St
 }
 
 /// The PIDs of `pid` and all its descendants.
-fn process_tree(pid: u32) -> Vec<u32> {
+pub(crate) fn process_tree(pid: u32) -> Vec<u32> {
     let mut all = vec![pid];
     let mut i = 0;
     while i < all.len() && all.len() < 1024 {

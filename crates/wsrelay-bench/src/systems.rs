@@ -9,6 +9,38 @@ use std::time::Duration;
 
 use wsrelay::handshake::WsUri;
 
+/// A configuration of the `wsrelay` binary measured as a system of its own: the arguments it
+/// gets beyond the common ones (listen address, upstream, log level). Adding a variant (a
+/// switch to compare on and off) is one entry in [`WSRELAY_VARIANTS`].
+pub(crate) struct Variant {
+    pub(crate) name: &'static str,
+    pub(crate) args: &'static [&'static str],
+    /// Whether smoke runs (CI) and the `--metrics-overhead` / `--http2` runs measure it too,
+    /// not only full comparisons.
+    pub(crate) always: bool,
+}
+
+/// The `wsrelay` variants, in the order they are measured and tabulated.
+pub(crate) const WSRELAY_VARIANTS: &[Variant] = &[
+    // Pass-through: headers checked, payloads untouched.
+    Variant {
+        name: "wsrelay",
+        args: &["--no-utf8-validation"],
+        always: true,
+    },
+    // The defaults: text validated as UTF-8 on the fly.
+    Variant {
+        name: "wsrelay-utf8",
+        args: &[],
+        always: false,
+    },
+];
+
+/// The variant called `name`, if it is one.
+pub(crate) fn variant(name: &str) -> Option<&'static Variant> {
+    WSRELAY_VARIANTS.iter().find(|v| v.name == name)
+}
+
 /// A system under test: a name, its WebSocket URL, and the process serving it (if any).
 pub(crate) struct System {
     pub(crate) name: &'static str,
@@ -168,7 +200,7 @@ pub(crate) async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System,
                 l.echo_url.to_owned(),
             ],
         )?,
-        "wsrelay" | "wsrelay-utf8" | "wsrelay-baseline" => {
+        name if variant(name).is_some() || name == "wsrelay-baseline" => {
             // The big-frame workload sends one 1 GiB frame: above the default limits (16 MiB
             // frames, 64 MiB messages), so they are lifted here, explicitly (0: none).
             let mut a: Vec<String> = vec![
@@ -183,13 +215,14 @@ pub(crate) async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System,
                 "--max-message-size".into(),
                 "0".into(),
             ];
-            if name != "wsrelay-utf8" {
-                a.push("--no-utf8-validation".into());
-            }
-            let program = match name {
-                "wsrelay-baseline" => l.baseline.ok_or("no baseline binary")?,
-                _ => l.wsrelay,
+            let (program, extra) = match variant(name) {
+                Some(v) => (l.wsrelay, v.args),
+                None => (
+                    l.baseline.ok_or("no baseline binary")?,
+                    &["--no-utf8-validation"][..],
+                ),
             };
+            a.extend(extra.iter().map(|s| (*s).to_owned()));
             spawn(program, &a)?
         }
         "nginx-4k" | "nginx-64k" => {

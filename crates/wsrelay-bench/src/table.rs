@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::compare::Workload;
 use crate::load::Report;
 use crate::systems::System;
+use crate::workload::Workload;
 
 /// The median of `values` (NaN for none).
 fn median(values: &mut [f64]) -> f64 {
@@ -18,7 +18,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The median of `f` over one system's repetitions of one workload.
-fn median_of(reports: &[Report], f: &dyn Fn(&Report) -> f64) -> f64 {
+pub(crate) fn median_of(reports: &[Report], f: &dyn Fn(&Report) -> f64) -> f64 {
     median(&mut reports.iter().map(f).collect::<Vec<_>>())
 }
 
@@ -32,35 +32,50 @@ pub(crate) fn tabulate(
     reps: usize,
     duration: Duration,
 ) -> (String, serde_json::Value) {
-    let mut md = format!("Medians of {reps} interleaved repetition(s) of {duration:?} each. Ratios are against the raw TCP proxy (and nginx-64k where measured) in this same run.\n");
+    let mut md = format!("Medians of {reps} interleaved repetition(s) of {duration:?} each (unless a workload says otherwise). Ratios are against the raw TCP proxy (and nginx-64k where measured) in this same run.\n\n{CPU_NOTE}\n");
     let mut json = serde_json::Map::new();
     let index = |name: &str| systems.iter().position(|s| s.name == name);
     for (w, workload) in workloads.iter().enumerate() {
+        if workload.sweep {
+            continue;
+        }
         md.push_str(&format!("\n### {} — {}\n\n", workload.name, workload.what));
-        let latency = workload.rate.is_some();
+        let latency = workload.is_latency();
+        let cpu = |r: &Report| workload.cpu(r);
+        let cpu_unit = workload.cpu_unit();
         let headline = |r: &Report| workload.headline(r);
         let med = |s: usize, f: &dyn Fn(&Report) -> f64| median_of(&results[w][s], f);
         let raw = index("raw-tcp-proxy").map(|s| med(s, &headline));
         let nginx = index("nginx-64k").map(|s| med(s, &headline));
+        let nginx_cpu = index("nginx-64k").map(|s| med(s, &cpu));
         let direct_p50 = index("direct").map(|s| med(s, &|r| r.latency_us(0.5) as f64));
         let direct_p99 = index("direct").map(|s| med(s, &|r| r.latency_us(0.99) as f64));
         let direct_p999 = index("direct").map(|s| med(s, &|r| r.latency_us(0.999) as f64));
         if latency {
-            md.push_str("| system | p50 µs | p99 µs | p99.9 µs | added p50 | added p99 | added p99.9 | p99 spread (min–max) |\n|---|---|---|---|---|---|---|---|\n");
+            md.push_str(&format!("| system | p50 µs | p99 µs | p99.9 µs | added p50 | added p99 | added p99.9 | p99 spread (min–max) | {cpu_unit} | CPU vs nginx-64k | RSS KiB |\n|---|---|---|---|---|---|---|---|---|---|---|\n"));
         } else {
-            let unit = if workload.size >= 1024 {
-                "MB/s"
-            } else {
-                "msgs/s"
-            };
-            md.push_str(&format!("| system | {unit} | vs raw proxy | vs nginx-64k | p50 µs | p99 µs |\n|---|---|---|---|---|---|\n"));
+            let unit = workload.headline_unit();
+            md.push_str(&format!("| system | {unit} | vs raw proxy | vs nginx-64k | p50 µs | p99 µs | {cpu_unit} | CPU vs nginx-64k |\n|---|---|---|---|---|---|---|---|\n"));
         }
         let mut rows = serde_json::Map::new();
         for (s, system) in systems.iter().enumerate() {
+            if results[w][s].is_empty() {
+                continue;
+            }
             let p50 = med(s, &|r| r.latency_us(0.5) as f64);
             let p99 = med(s, &|r| r.latency_us(0.99) as f64);
             let p999 = med(s, &|r| r.latency_us(0.999) as f64);
             let value = med(s, &headline);
+            let cpu_value = med(s, &cpu);
+            let cpu_cells = format!(
+                "{} | {}",
+                number(cpu_value, 2),
+                match nginx_cpu {
+                    Some(n) if cpu_value.is_finite() && n.is_finite() && n > 0.0 =>
+                        format!("{:.2}x", cpu_value / n),
+                    _ => "—".into(),
+                }
+            );
             if latency {
                 let p99s: Vec<u64> = results[w][s].iter().map(|r| r.latency_us(0.99)).collect();
                 let spread = format!(
@@ -71,18 +86,20 @@ pub(crate) fn tabulate(
                 let added = |v: f64, base: Option<f64>| {
                     base.map_or("—".into(), |b| format!("{:+.0}", v - b))
                 };
+                let rss = med(s, &|r| r.proxy_rss_kib.map_or(f64::NAN, |k| k as f64));
                 md.push_str(&format!(
-                    "| {} | {p50:.0} | {p99:.0} | {p999:.0} | {} | {} | {} | {spread} |\n",
+                    "| {} | {p50:.0} | {p99:.0} | {p999:.0} | {} | {} | {} | {spread} | {cpu_cells} | {} |\n",
                     system.name,
                     added(p50, direct_p50),
                     added(p99, direct_p99),
-                    added(p999, direct_p999)
+                    added(p999, direct_p999),
+                    number(rss, 0),
                 ));
             } else {
                 let ratio =
                     |base: Option<f64>| base.map_or("—".into(), |b| format!("{:.2}x", value / b));
                 md.push_str(&format!(
-                    "| {} | {value:.0} | {} | {} | {p50:.0} | {p99:.0} |\n",
+                    "| {} | {value:.0} | {} | {} | {p50:.0} | {p99:.0} | {cpu_cells} |\n",
                     system.name,
                     ratio(raw),
                     ratio(nginx),
@@ -92,6 +109,7 @@ pub(crate) fn tabulate(
                 system.name.into(),
                 serde_json::json!({
                     "headline": value, "p50_us": p50, "p99_us": p99, "p999_us": p999,
+                    cpu_key(workload): finite(cpu_value),
                     "runs": results[w][s].iter().map(Report::to_json).collect::<Vec<_>>(),
                 }),
             );
@@ -120,6 +138,38 @@ pub(crate) fn tabulate(
     (md, serde_json::Value::Object(json))
 }
 
+/// What the CPU columns mean, printed once above the tables.
+pub(crate) const CPU_NOTE: &str = "CPU columns: user plus system CPU time of the proxy's whole \
+process tree (all threads; nginx's master and workers) from /proc, sampled when every connection \
+of a measurement is open and again when its last echo is in (no handshake, no teardown), divided \
+by what it relayed. Per message (CPU µs/msg): per echoed message, i.e. one frame through the proxy \
+to the echo and one back. Per MB (CPU ms/MB): per 10^6 bytes of payload echoed, each byte going \
+through the proxy once each way. The direct connection has no proxy: —. Ticks are 10 ms, so short \
+runs are coarse.";
+
+/// `value` with `decimals`, or a dash when it is not a number (not measured).
+fn number(value: f64, decimals: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.decimals$}")
+    } else {
+        "—".into()
+    }
+}
+
+/// `Some(value)` when it is a number: JSON has no NaN.
+pub(crate) fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// The JSON key of a workload's CPU figure, with its unit.
+fn cpu_key(workload: &Workload) -> &'static str {
+    if workload.is_bulk() {
+        "cpu_ms_per_mb"
+    } else {
+        "cpu_us_per_msg"
+    }
+}
+
 /// HTTP/2 against HTTP/1.1 (`wsrelay-h2` / `wsrelay`) per workload, medians of this run: the
 /// workload's headline (MB/s or msgs/s) and its p50 and p99 latency.
 fn http2_ratios(
@@ -136,6 +186,9 @@ fn http2_ratios(
          | workload | headline ratio | p50 ratio | p99 ratio |\n|---|---|---|---|\n",
     );
     for (w, workload) in workloads.iter().enumerate() {
+        if results[w][h2].is_empty() || results[w][h1].is_empty() {
+            continue;
+        }
         let med = |s: usize, f: &dyn Fn(&Report) -> f64| median_of(&results[w][s], f);
         let headline = |r: &Report| workload.headline(r);
         let p50 = |r: &Report| r.latency_us(0.5) as f64;
