@@ -588,6 +588,10 @@ where
 
     /// Tracks activity; true when the idle timeout just fired and closing began.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.idle.is_none() {
+            // No idle timeout (or it fired): no clock read per wake-up to track activity.
+            return false;
+        }
         let pumps = &mut self.relay.pumps;
         if SIDES.iter().any(|&s| pumps[s].active) {
             for side in SIDES {
