@@ -83,9 +83,9 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
     // An `async move` block, not an `async fn`: an async fn keeps its argument twice in its
     // state (as the argument and as the moved-in local), and this state is what every silent
     // connection costs.
-    // Refusals are counted wherever they are answered (`refuse`), by the metrics of this scope.
-    let counted = accepted.listening.metrics.clone();
-    metrics::scope(counted, async move {
+    // Refusals are counted wherever they are answered (`refuse`), by the metrics of the scope
+    // the handshakes run in (not the relay: the scope costs a swap of a thread-local per poll).
+    async move {
         // Counted open from the accept to the end of the relay (nothing without metrics).
         let _open = (accepted.listening.metrics.as_ref())
             .and_then(|m| m.client_connected(accepted.listening.gauge));
@@ -119,12 +119,14 @@ pub(crate) fn serve_connection(accepted: Accepted) -> impl Future<Output = ()> {
                 let Ok(peer) = tcp.peer_addr() else { return };
                 let refusal = Refusal::HandshakeTimeout(listening.config.handshake_timeout);
                 // Boxed: the refusal's state must not widen every silent connection's future.
-                Box::pin(refuse(&mut Http1(&mut tcp), peer, "-", "-", refusal)).await;
+                let mut client = Http1(&mut tcp);
+                let refusing = refuse(&mut client, peer, "-", "-", refusal);
+                Box::pin(metrics::scope(listening.metrics.clone(), refusing)).await;
                 return;
             }
         }
         Box::pin(connection(accepted, started)).await;
-    })
+    }
 }
 
 /// What every connection of one listener shares, kept once per listener and worker.
@@ -206,7 +208,7 @@ async fn connection(accepted: Accepted, started: Deadline) {
         started,
         &listening,
     );
-    let Some(ready) = Box::pin(accepting).await else {
+    let Some(ready) = Box::pin(metrics::scope(metrics.clone(), accepting)).await else {
         return;
     };
     relay(ready, &listening, peer, local, started).await;

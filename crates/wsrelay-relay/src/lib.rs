@@ -119,6 +119,7 @@
 
 mod error;
 pub mod forwarder;
+mod gate;
 pub mod hook;
 mod keep_alive;
 mod live;

@@ -12,6 +12,7 @@ use wsrelay_codec::RandomError;
 use wsrelay_codec::{ParseConfig, Role};
 
 use crate::forwarder::{Forwarder, ForwarderConfig};
+use crate::gate::Gate;
 use crate::hook::{FrameHook, NoHook, DEFAULT_AGGREGATE_LIMIT};
 use crate::keep_alive::KeepAlive;
 use crate::live::LiveTraffic;
@@ -234,12 +235,14 @@ where
             Ok(keep_alive) => (keep_alive, None),
             Err(error) => (None, Some(error)),
         };
+        let signals = (relay.shutdown.is_some() || relay.deadline.is_some()).then(Gate::new);
         let mut running = Running {
             relay,
             keep_alive,
             stage: Stage::Relaying,
             started: now,
             last_activity: now,
+            signals,
             idle,
             close_deadline: None,
             end: None,
@@ -294,6 +297,9 @@ struct Running<C, U, H> {
     last_activity: Instant,
     idle: Option<Pin<Box<Sleep>>>,
     close_deadline: Option<Pin<Box<Sleep>>>,
+    /// The shutdown signal and the deadline are polled only after they woke the task (present
+    /// when the relay has either).
+    signals: Option<Gate>,
     end: Option<EndReason>,
     first_close: Option<Side>,
     /// The close frame each side sent, if any.
@@ -538,20 +544,8 @@ where
             if self.settled() {
                 return Poll::Ready(());
             }
-            if let Some(signal) = self.relay.shutdown.as_mut() {
-                if signal.as_mut().poll(cx).is_ready() {
-                    self.relay.shutdown = None;
-                    self.close_both(EndReason::Shutdown, "relay shutting down");
-                    continue;
-                }
-            }
-            if let Some(deadline) = self.relay.deadline.as_mut() {
-                if deadline.timer.as_mut().poll(cx).is_ready() {
-                    let (code, reason) = (deadline.code, deadline.reason);
-                    self.relay.deadline = None;
-                    self.close_both_with(code, EndReason::Deadline { code }, reason);
-                    continue;
-                }
+            if self.poll_signals(cx) {
+                continue;
             }
             if self.poll_idle(cx) {
                 continue;
@@ -563,8 +557,41 @@ where
         }
     }
 
+    /// The owner's shutdown signal and deadline, polled when they woke the task; true when one
+    /// fired and closing began.
+    fn poll_signals(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(waker) = self.signals.as_ref().and_then(|gate| gate.open(cx)) else {
+            return false;
+        };
+        let mut cx = Context::from_waker(&waker);
+        if let Some(signal) = self.relay.shutdown.as_mut() {
+            if signal.as_mut().poll(&mut cx).is_ready() {
+                self.relay.shutdown = None;
+                self.close_both(EndReason::Shutdown, "relay shutting down");
+                if let Some(gate) = &self.signals {
+                    // The deadline was not polled in this pass.
+                    gate.reopen();
+                }
+                return true;
+            }
+        }
+        if let Some(deadline) = self.relay.deadline.as_mut() {
+            if deadline.timer.as_mut().poll(&mut cx).is_ready() {
+                let (code, reason) = (deadline.code, deadline.reason);
+                self.relay.deadline = None;
+                self.close_both_with(code, EndReason::Deadline { code }, reason);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Tracks activity; true when the idle timeout just fired and closing began.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.idle.is_none() {
+            // No idle timeout (or it fired): no clock read per wake-up to track activity.
+            return false;
+        }
         let pumps = &mut self.relay.pumps;
         if SIDES.iter().any(|&s| pumps[s].active) {
             for side in SIDES {
