@@ -63,10 +63,11 @@ pub struct RelayOptions {
     /// see them; `None` never splices. Applies only to relays built with
     /// [`Relay::with_splice`](crate::Relay::with_splice) over plain TCP on both sides; see
     /// [`splice`](crate::splice) for when a frame is spliced.
-    pub splice_threshold: Option<u64>,
+    pub splice_threshold: Option<u32>,
     /// Capacity asked of each splice pipe (`F_SETPIPE_SZ`), in bytes: the most one splice
-    /// moves. Pipes are per worker thread and only held while a payload is in flight.
-    pub splice_pipe_size: usize,
+    /// moves. Pipes are per worker thread and only held while a payload is in flight. (Both
+    /// settings are `u32`: every relayed connection carries its options.)
+    pub splice_pipe_size: u32,
 }
 
 impl Default for RelayOptions {

@@ -201,7 +201,8 @@ where
         if let (Some(threshold), Some(_)) = (threshold, sockets(&self.client, &self.upstream)) {
             self.sockets = Some(sockets::<C, U>);
             for side in SIDES {
-                self.pumps[side].enable_splice(threshold, self.options.splice_pipe_size);
+                self.pumps[side]
+                    .enable_splice(threshold.into(), self.options.splice_pipe_size as usize);
             }
         }
         let _ = threshold;

@@ -32,11 +32,11 @@ use tokio::net::TcpStream;
 
 /// [`RelayOptions::splice_threshold`](crate::RelayOptions::splice_threshold) by default:
 /// payloads with less left than this go through the buffer.
-pub const DEFAULT_THRESHOLD: u64 = 64 * 1024;
+pub const DEFAULT_THRESHOLD: u32 = 64 * 1024;
 
 /// [`RelayOptions::splice_pipe_size`](crate::RelayOptions::splice_pipe_size) by default: 1 MiB
 /// (`fs.pipe-max-size`'s default; with the kernel's 64 KiB pipes splicing loses to copying).
-pub const DEFAULT_PIPE_SIZE: usize = 1 << 20;
+pub const DEFAULT_PIPE_SIZE: u32 = 1 << 20;
 
 /// A stream that may offer its TCP socket for splicing: one whose bytes are the socket's bytes
 /// unchanged (plain TCP, not TLS). [`Relay::with_splice`](crate::Relay::with_splice) takes

@@ -20,7 +20,7 @@ use wsrelay_relay::splice::DEFAULT_THRESHOLD;
 use wsrelay_relay::{EndReason, Relay, RelayOptions, RelayOutcome, Side};
 
 /// The thresholds every test runs with.
-const THRESHOLDS: [u64; 2] = [0, DEFAULT_THRESHOLD];
+const THRESHOLDS: [u32; 2] = [0, DEFAULT_THRESHOLD];
 
 /// A relay over loopback TCP: the client's and the upstream's ends, and the relay task.
 struct Tcp {
@@ -41,13 +41,13 @@ async fn socket_pair() -> (TcpStream, TcpStream) {
 }
 
 /// Starts a splicing relay with `threshold` between two fresh socket pairs.
-async fn start(threshold: u64, options: RelayOptions) -> Tcp {
+async fn start(threshold: u32, options: RelayOptions) -> Tcp {
     start_with(threshold, options, false).await
 }
 
 /// [`start`], with the kernel's buffers along the client → upstream path shrunk to 64 KiB if
 /// `small` (no autotuning up to 32 MiB), so a few MiB in flight fill them.
-async fn start_with(threshold: u64, options: RelayOptions, small: bool) -> Tcp {
+async fn start_with(threshold: u32, options: RelayOptions, small: bool) -> Tcp {
     use rustix::net::sockopt::{set_socket_recv_buffer_size, set_socket_send_buffer_size};
     let (client, relay_client) = socket_pair().await;
     let (relay_upstream, upstream) = socket_pair().await;
