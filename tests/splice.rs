@@ -75,5 +75,8 @@ async fn large_messages_echo_intact_with_splicing_on_and_off_by_configuration() 
     let payload = pattern(2 << 20, 9);
     ws.send(Message::binary(payload.clone())).await.unwrap();
     let echoed = ws.next().await.expect("an echo").expect("a message");
-    assert!(echoed == Message::binary(payload), "the copied echo differs");
+    assert!(
+        echoed == Message::binary(payload),
+        "the copied echo differs"
+    );
 }

@@ -221,6 +221,8 @@ pub async fn run(args: CompareArgs) -> Result<(), String> {
     };
     let mut passthrough = relay_args(p);
     passthrough.push("--no-utf8-validation".into());
+    // The copy path, as in every earlier run (`wsrelay-splice` is the spliced one).
+    passthrough.push("--no-splice".into());
     start("wsrelay", &wsrelay, passthrough, p)?;
     if let Some(baseline) = &args.baseline {
         let p = free_port()?;

@@ -168,7 +168,10 @@ pub(crate) async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System,
                 l.echo_url.to_owned(),
             ],
         )?,
-        "wsrelay" | "wsrelay-utf8" | "wsrelay-baseline" => {
+        // `wsrelay`: pass-through (no UTF-8 validation), payloads copied through the buffer
+        // (`--no-splice`), as in every earlier run; `wsrelay-splice`: the same with large
+        // payloads spliced socket to socket (`--splice-threshold`, the default threshold).
+        "wsrelay" | "wsrelay-utf8" | "wsrelay-baseline" | "wsrelay-splice" => {
             // The big-frame workload sends one 1 GiB frame: above the default limits (16 MiB
             // frames, 64 MiB messages), so they are lifted here, explicitly (0: none).
             let mut a: Vec<String> = vec![
@@ -185,6 +188,14 @@ pub(crate) async fn launch(l: &Launch<'_>, name: &'static str) -> Result<System,
             ];
             if name != "wsrelay-utf8" {
                 a.push("--no-utf8-validation".into());
+            }
+            match name {
+                "wsrelay" => a.push("--no-splice".into()),
+                "wsrelay-splice" => a.extend([
+                    "--splice-threshold".into(),
+                    wsrelay::relay::splice::DEFAULT_THRESHOLD.to_string(),
+                ]),
+                _ => {}
             }
             let program = match name {
                 "wsrelay-baseline" => l.baseline.ok_or("no baseline binary")?,

@@ -14,7 +14,8 @@
 //!   off, or a compressed message), and not a client frame being re-masked (see
 //!   [`Remask`](crate::Remask): re-masking rewrites the payload);
 //! - nothing of the source waits in the buffer, and at least the threshold's worth of the
-//!   frame's payload is still to come.
+//!   frame's payload is still to come (once a frame's splicing started, its rest is spliced
+//!   whatever is left).
 //!
 //! Then at most the frame's rest is spliced, in steps of up to the pipe's size: the next
 //! header, control frames and everything else go through the buffer and its checks as always.

@@ -9,12 +9,13 @@ use crate::config::schema::Tuning;
 impl Loader<'_> {
     /// The splice threshold a route's relay gets: `None` with `splice = false`.
     pub(super) fn splice_threshold(&mut self, tuning: &Tuning) -> Option<u32> {
+        // A threshold from `[defaults]` stays valid on a route that turns splicing off; a
+        // threshold alone turns splicing on (whatever the default).
+        let threshold = tuning.splice_threshold.as_ref();
         let on = tuning
             .splice
             .as_ref()
-            .map_or(defaults::SPLICE, |s| *s.get_ref());
-        // A threshold from `[defaults]` stays valid on a route that turns splicing off.
-        let threshold = tuning.splice_threshold.as_ref();
+            .map_or(defaults::SPLICE || threshold.is_some(), |s| *s.get_ref());
         on.then(|| threshold.map_or(defaults::SPLICE_THRESHOLD, |t| *t.get_ref()))
     }
 }
@@ -29,11 +30,15 @@ mod tests {
     const ROUTE: &str = "[[listeners]]\naddress = \"127.0.0.1:0\"\n[[routes]]\npath_prefix = \"/\"\nupstream = \"ws://127.0.0.1:9\"\n";
 
     #[test]
-    fn splicing_is_on_by_default_and_a_route_may_turn_it_off() {
+    fn the_default_a_threshold_alone_and_a_route_that_turns_it_off() {
         // `splice_threshold` from `[defaults]`, `splice = false` on the second route.
         let config = parse(ROUTE, "t", Path::new(".")).unwrap();
         let default = defaults::SPLICE.then_some(defaults::SPLICE_THRESHOLD);
         assert_eq!(config.routes[0].relay.splice_threshold, default);
+        let source = format!("{ROUTE}splice = true\n");
+        let config = parse(&source, "t", Path::new(".")).unwrap();
+        let on = Some(defaults::SPLICE_THRESHOLD);
+        assert_eq!(config.routes[0].relay.splice_threshold, on);
         let source = format!(
             "[defaults]\nsplice_threshold = 0\n{ROUTE}\n[[routes]]\npath_prefix = \"/b\"\nupstream = \"ws://127.0.0.1:9\"\nsplice = false\n"
         );

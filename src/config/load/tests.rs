@@ -151,7 +151,7 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
             remask: Remask::Never,
             client_rate_limit: None,
             upstream_rate_limit: None,
-            splice_threshold: Some(wsrelay_relay::splice::DEFAULT_THRESHOLD),
+            splice_threshold: defaults::SPLICE.then_some(defaults::SPLICE_THRESHOLD),
             splice_pipe_size: wsrelay_relay::splice::DEFAULT_PIPE_SIZE,
         }
     );

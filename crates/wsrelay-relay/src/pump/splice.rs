@@ -31,6 +31,9 @@ pub(crate) struct Splice {
     parked: bool,
     /// A payload was spliced and no small frame followed yet: frame headers are read alone.
     bulk: bool,
+    /// The frame under way is being spliced: its rest is, even below the threshold (the
+    /// threshold decides whether a frame's splicing starts, not where it stops).
+    in_frame: bool,
 }
 
 impl Splice {
@@ -42,6 +45,7 @@ impl Splice {
             in_pipe: 0,
             parked: false,
             bulk: false,
+            in_frame: false,
         }
     }
 
@@ -99,7 +103,7 @@ impl Pump {
             return 0;
         }
         let unseen = self.forwarder.unseen_payload();
-        if unseen == 0 || unseen < splice.threshold {
+        if unseen == 0 || (unseen < splice.threshold && !splice.in_frame) {
             return 0;
         }
         unseen
@@ -246,6 +250,7 @@ impl Pump {
                     let step = self.forwarder.skip_payload(n);
                     splice.in_pipe = n;
                     splice.bulk = true;
+                    splice.in_frame = step.mid_frame;
                     self.heard = true;
                     self.active = true;
                     self.mid_frame = step.mid_frame;
