@@ -70,6 +70,15 @@ fn selection_picks_groups_and_id_prefixes() {
     );
 }
 
+/// The runtime a suite runs on: two workers, like CI's two cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// One run, reported; returns its summary.
 fn run(
     name: &str,
@@ -85,11 +94,7 @@ fn run(
 
 #[test]
 fn conformance_suite() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let all = Selection::default();
         let mut summaries = vec![
@@ -140,11 +145,7 @@ fn conformance_suite() {
 /// slowest group to wait for.
 #[test]
 fn conformance_suite_with_every_payload_spliced() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = runtime();
     runtime.block_on(async {
         let groups = Group::ALL
             .iter()

@@ -297,12 +297,7 @@ impl Forwarder {
             }
             step.messages = u64::from(fin);
         } else {
-            self.phase = Phase::Payload {
-                remaining: remaining - take,
-                offset: offset + take,
-                mask,
-                fin,
-            };
+            self.phase = payload_after(take, remaining, offset, mask, fin);
         }
         step.mid_frame = !self.at_frame_boundary();
         step
@@ -614,12 +609,7 @@ impl Forwarder {
                         step.messages += u64::from(fin);
                         frame_start = None;
                     } else {
-                        self.phase = Phase::Payload {
-                            remaining: remaining - take,
-                            offset: offset + take,
-                            mask,
-                            fin,
-                        };
+                        self.phase = payload_after(take, remaining, offset, mask, fin);
                     }
                     if ONE {
                         break;
@@ -750,6 +740,24 @@ impl Forwarder {
         step.consumed = consumed.max(step.forward);
         step.event = Some(Event::Violation(v));
         step
+    }
+}
+
+/// A data frame's payload phase once `take` more of its `remaining` bytes (fewer than all)
+/// passed, from masking offset `offset`.
+#[inline(always)]
+fn payload_after(
+    take: u64,
+    remaining: u64,
+    offset: u64,
+    mask: Option<[u8; 4]>,
+    fin: bool,
+) -> Phase {
+    Phase::Payload {
+        remaining: remaining - take,
+        offset: offset + take,
+        mask,
+        fin,
     }
 }
 
