@@ -229,7 +229,7 @@ pub(crate) fn relay<'l, S>(
     started: Deadline,
 ) -> impl Future<Output = ()> + 'l
 where
-    S: AsyncRead + AsyncWrite + Unpin + 'l,
+    S: AsyncRead + AsyncWrite + Unpin + wsrelay_relay::SpliceSocket + 'l,
 {
     async move {
         let Listening {
@@ -269,6 +269,7 @@ where
             ))
             .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
             .with_live_traffic(live)
+            .with_splice()
             .run()
             .await;
         if let Some(tunnel) = tunnel {

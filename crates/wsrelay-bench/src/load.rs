@@ -14,7 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use wsrelay::codec::{
-    apply_mask, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role, MAX_HEADER_LEN,
+    apply_mask, random::masking_key, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role,
+    MAX_HEADER_LEN,
 };
 use wsrelay::handshake::{Limits, UpgradeRequest, UpstreamResponse, WsUri};
 use wsrelay::head::{read_head, HeadError};
@@ -34,8 +35,17 @@ pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 const STAMP: usize = 8;
 /// Lateness beyond timer granularity: a writer this far behind its schedule is being held up.
 const BEHIND_SCHEDULE: Duration = Duration::from_millis(2);
-/// Masking key of every client frame (the load tool is no browser; a fixed key is fine).
-const KEY: [u8; 4] = [0x3c, 0x5a, 0xa5, 0xc3];
+/// Pre-masked copies of the message each connection sends in turn, each with a random key of
+/// its own (two for messages over 1 MiB, to bound memory), so no two consecutive frames share a
+/// key, as with a browser, whose keys are random per frame. A fixed key would make wsrelay's
+/// `Remask::Auto` re-mask every frame (a predictable key), which browser traffic never does.
+fn masked_copies(size: usize) -> usize {
+    if size <= 1 << 20 {
+        4
+    } else {
+        2
+    }
+}
 
 /// What to send (also the `load` subcommand's options).
 #[derive(Debug, Clone, clap::Args)]
@@ -477,14 +487,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     } else {
         OpCode::Binary
     };
-    let header = FrameHeader {
-        mask: Some(KEY),
-        ..FrameHeader::new(opcode, config.size as u64)
-    };
-    // A pre-masked frame; only the 8 stamp bytes change per message (ASCII digits stay valid text).
-    let mut frame = Vec::with_capacity(config.size + MAX_HEADER_LEN);
-    write_frame(&mut frame, header, &vec![b'0'; config.size]);
-    let at = frame.len() - config.size;
+    // Pre-masked frames; only the 8 stamp bytes change per message (ASCII digits stay valid text).
+    let payload = vec![b'0'; config.size];
+    let mut frames = Vec::with_capacity(masked_copies(config.size));
+    for _ in 0..masked_copies(config.size) {
+        let key = masking_key().ok()?;
+        let header = FrameHeader {
+            mask: Some(key),
+            ..FrameHeader::new(opcode, config.size as u64)
+        };
+        let mut frame = Vec::with_capacity(config.size + MAX_HEADER_LEN);
+        write_frame(&mut frame, header, &payload);
+        frames.push((key, frame));
+    }
+    drop(payload);
+    let at = frames[0].1.len() - config.size;
     let mut sent = 0u64;
     loop {
         let scheduled = match schedule {
@@ -517,9 +534,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         };
         let stamp = encode_stamp(scheduled.duration_since(start).as_nanos() as u64);
+        let (key, frame) = &mut frames[(sent % frames.len() as u64) as usize];
         frame[at..at + STAMP].copy_from_slice(&stamp);
-        apply_mask(&mut frame[at..at + STAMP], KEY, 0);
-        if writer.write_all(&frame).await.is_err() {
+        apply_mask(&mut frame[at..at + STAMP], *key, 0);
+        if writer.write_all(frame).await.is_err() {
             return None;
         }
         sent += 1;
