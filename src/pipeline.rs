@@ -645,9 +645,11 @@ mod footprint {
         eprintln!("pending connection future: {pending} bytes, relaying: {relaying} bytes");
         // 1,680 bytes before admission, auth and metrics; each added its state (the admission
         // permit and rate budgets, the token's deadline, the live counters and the log line's
-        // fields), 2,456 in all. The bound guards against growth nobody meant.
+        // fields), 2,456 in all; 2,560 with reload; splicing (a box per pump, the sockets'
+        // accessor, two options held twice) and the owner's signals gate brought it to 2,608.
+        // The bound guards against growth nobody meant.
         assert!(
-            relaying <= 2600,
+            relaying <= 2616,
             "a relayed connection's future takes {relaying} bytes"
         );
         assert!(

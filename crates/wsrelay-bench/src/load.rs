@@ -534,7 +534,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         };
         let stamp = encode_stamp(scheduled.duration_since(start).as_nanos() as u64);
-        let (key, frame) = &mut frames[(sent % frames.len() as u64) as usize];
+        let turn = (sent % frames.len() as u64) as usize;
+        let (key, frame) = &mut frames[turn];
         frame[at..at + STAMP].copy_from_slice(&stamp);
         apply_mask(&mut frame[at..at + STAMP], *key, 0);
         if writer.write_all(frame).await.is_err() {
