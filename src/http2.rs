@@ -514,13 +514,6 @@ impl<S> EndsWithShutdown<S> {
     }
 }
 
-/// An HTTP/2 stream has no socket of its own to splice: its bytes are framed in user space.
-impl<S> wsrelay_relay::SpliceSocket for EndsWithShutdown<S> {
-    fn tcp_socket(&self) -> Option<&tokio::net::TcpStream> {
-        None
-    }
-}
-
 impl<S: AsyncRead + Unpin> AsyncRead for EndsWithShutdown<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

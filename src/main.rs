@@ -70,7 +70,7 @@ enum Value {
 }
 
 /// The one-upstream flags, in `--help` order.
-const FLAGS: [Flag; 18] = [
+const FLAGS: [Flag; 16] = [
     Flag {
         long: "listen",
         table: Table::Listener,
@@ -165,20 +165,6 @@ const FLAGS: [Flag; 18] = [
         key: "validate_utf8",
         value: Value::Off,
         help: "Do not validate UTF-8 of text messages",
-    },
-    Flag {
-        long: "no-splice",
-        table: Table::Defaults,
-        key: "splice",
-        value: Value::Off,
-        help: "Do not splice large payloads socket to socket (Linux, plain TCP both sides)",
-    },
-    Flag {
-        long: "splice-threshold",
-        table: Table::Defaults,
-        key: "splice_threshold",
-        value: Value::Number(defaults::SPLICE_THRESHOLD as u64),
-        help: "Splice the rest of a frame's payload when at least this many bytes are left",
     },
     Flag {
         long: "workers",

@@ -16,17 +16,6 @@ pub enum Stream {
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
-/// Plain TCP offers its socket for splicing large payloads (the relay's bytes are the socket's);
-/// TLS does not (its bytes are encrypted in user space).
-impl wsrelay_relay::SpliceSocket for Stream {
-    fn tcp_socket(&self) -> Option<&TcpStream> {
-        match self {
-            Stream::Plain(s) => Some(s),
-            Stream::Tls(_) => None,
-        }
-    }
-}
-
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -36,12 +36,6 @@ pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 pub const VALIDATE_UTF8: bool = true;
 /// Re-mask a client's frames towards the upstream once its masking keys turn out predictable.
 pub const REMASK: Remask = Remask::Auto;
-/// Large payloads are not spliced unless asked for (Linux, plain TCP on both sides; see
-/// `wsrelay_relay::splice`): off until a benchmark run shows splicing is not slower here (a
-/// quick noisy measurement showed less CPU per MB for 1 MiB frames, not more throughput).
-pub const SPLICE: bool = false;
-/// Payload bytes a frame must have left for the rest to be spliced.
-pub const SPLICE_THRESHOLD: u32 = wsrelay_relay::splice::DEFAULT_THRESHOLD;
 /// On a TLS listener, a Host that is not the SNI name gets 421.
 pub const SNI_HOST_CHECK: bool = true;
 /// No RFC 7239 `Forwarded` header unless asked for (the `X-Forwarded-*` ones are always sent).
@@ -72,8 +66,6 @@ pub fn relay_options() -> RelayOptions {
         remask: REMASK,
         client_rate_limit: None,
         upstream_rate_limit: None,
-        splice_threshold: SPLICE.then_some(SPLICE_THRESHOLD),
-        splice_pipe_size: wsrelay_relay::splice::DEFAULT_PIPE_SIZE,
     }
 }
 

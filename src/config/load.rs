@@ -374,8 +374,6 @@ impl Loader<'_> {
             remask: self.remask(tuning.remask.as_ref()),
             client_rate_limit: self.rate_limit(tuning.client_rate_limit.as_ref()),
             upstream_rate_limit: self.rate_limit(tuning.upstream_rate_limit.as_ref()),
-            splice_threshold: self.splice_threshold(tuning),
-            splice_pipe_size: wsrelay_relay::splice::DEFAULT_PIPE_SIZE,
         };
         (connect_timeout, upgrade_timeout, relay)
     }
@@ -571,7 +569,6 @@ mod observability;
 pub(super) mod pool;
 mod proxy_protocol;
 mod routes_api;
-mod splice;
 #[cfg(test)]
 mod tests;
 mod winding_down;

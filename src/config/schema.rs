@@ -127,8 +127,6 @@ with_tuning_keys! {
         http_max_body: Option<u64>,
         http_response_timeout: Option<Spanned<String>>,
         http_idle_timeout: Option<Spanned<String>>,
-        splice: Option<Spanned<bool>>,
-        splice_threshold: Option<Spanned<u32>>,
     }
     /// `[[routes]]`: the route's own keys, then every tuning key.
     struct RouteSection {

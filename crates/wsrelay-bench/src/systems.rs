@@ -22,18 +22,10 @@ pub(crate) struct Variant {
 
 /// The `wsrelay` variants, in the order they are measured and tabulated.
 pub(crate) const WSRELAY_VARIANTS: &[Variant] = &[
-    // Pass-through: headers checked, payloads untouched, copied through the relay's buffer
-    // (`--no-splice`, as in every earlier run).
+    // Pass-through: headers checked, payloads untouched.
     Variant {
         name: "wsrelay",
-        args: &["--no-utf8-validation", "--no-splice"],
-        always: true,
-    },
-    // The same with large payloads spliced socket to socket (at the relay's default threshold,
-    // 64 KiB left in the frame).
-    Variant {
-        name: "wsrelay-splice",
-        args: &["--no-utf8-validation", "--splice-threshold", "65536"],
+        args: &["--no-utf8-validation"],
         always: true,
     },
     // The defaults: text validated as UTF-8 on the fly.

@@ -51,29 +51,8 @@ pub struct RelayHandle {
     _stop: oneshot::Sender<()>,
 }
 
-/// How the gateways of a run splice large payloads (Linux `splice(2)`, see
-/// `wsrelay_relay::splice`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Splicing {
-    /// As the gateway's configuration says by default.
-    #[default]
-    Default,
-    /// From this many payload bytes left in a frame; 0 splices every payload byte that is not
-    /// read with its frame's header.
-    Threshold(u32),
-}
-
 /// Starts the gateway in front of `upstream` with `profile`'s settings.
 pub async fn start_relay(upstream: SocketAddr, profile: Profile) -> std::io::Result<RelayHandle> {
-    start_relay_splicing(upstream, profile, Splicing::Default).await
-}
-
-/// [`start_relay`], splicing as `splicing` says.
-pub async fn start_relay_splicing(
-    upstream: SocketAddr,
-    profile: Profile,
-    splicing: Splicing,
-) -> std::io::Result<RelayHandle> {
     let uri = WsUri::parse(&format!("ws://{upstream}")).map_err(std::io::Error::other)?;
     let upstream = Upstream::new(uri).map_err(std::io::Error::other)?;
     let mut config = GatewayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), upstream);
@@ -91,9 +70,6 @@ pub async fn start_relay_splicing(
         relay.client_max_message_size = Some(LIMITED_MESSAGE);
         relay.upstream_max_message_size = Some(LIMITED_MESSAGE);
         relay.close_timeout = LIMITED_CLOSE_TIMEOUT;
-    }
-    if let Splicing::Threshold(threshold) = splicing {
-        relay.splice_threshold = Some(threshold);
     }
     let gateway = Gateway::bind(config).await?;
     let addr = gateway.local_addr()?;

@@ -50,16 +50,6 @@ pub async fn run_client_side(
     echo: &Echo,
     selection: &Selection,
 ) -> Result<Vec<CaseResult>, String> {
-    run_client_side_splicing(echo, selection, harness::Splicing::Default).await
-}
-
-/// [`run_client_side`] with gateways that splice large payloads as `splicing` says (a second
-/// run with every payload spliced checks that path against the whole suite).
-pub async fn run_client_side_splicing(
-    echo: &Echo,
-    selection: &Selection,
-    splicing: harness::Splicing,
-) -> Result<Vec<CaseResult>, String> {
     let cases: Vec<Case> = cases::all()
         .into_iter()
         .filter(|c| c.group != Group::FromUpstream && selection.matches(c))
@@ -68,10 +58,10 @@ pub async fn run_client_side_splicing(
         return Ok(Vec::new());
     }
     let upstream = harness::start_echo(echo).await?;
-    let relay = harness::start_relay_splicing(upstream.addr, case::Profile::Default, splicing)
+    let relay = harness::start_relay(upstream.addr, case::Profile::Default)
         .await
         .map_err(|e| e.to_string())?;
-    let limited = harness::start_relay_splicing(upstream.addr, case::Profile::Limited, splicing)
+    let limited = harness::start_relay(upstream.addr, case::Profile::Limited)
         .await
         .map_err(|e| e.to_string())?;
     let env = Env {

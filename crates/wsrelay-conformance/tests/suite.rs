@@ -70,15 +70,6 @@ fn selection_picks_groups_and_id_prefixes() {
     );
 }
 
-/// The runtime a suite runs on: two workers, like CI's two cores.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// One run, reported; returns its summary.
 fn run(
     name: &str,
@@ -94,7 +85,11 @@ fn run(
 
 #[test]
 fn conformance_suite() {
-    let runtime = runtime();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let all = Selection::default();
         let mut summaries = vec![
@@ -135,41 +130,6 @@ fn conformance_suite() {
         assert_eq!(
             total.failed, 0,
             "conformance failures: see target/conformance/*/report.md"
-        );
-    });
-}
-
-/// The suite again, through gateways that splice every payload byte they can (threshold 0, on
-/// Linux; elsewhere the copy path runs it again), behind the blind echo so that every refusal
-/// is the relay's. Group 6 (UTF-8) is left out: validated text is never spliced, and it is the
-/// slowest group to wait for.
-#[test]
-fn conformance_suite_with_every_payload_spliced() {
-    let runtime = runtime();
-    runtime.block_on(async {
-        let groups = Group::ALL
-            .iter()
-            .map(|g| g.number())
-            .filter(|&n| n != Group::Utf8.number())
-            .collect();
-        let selection = Selection {
-            groups,
-            cases: vec![],
-        };
-        let summary = run(
-            "blind-spliced",
-            "wsrelay conformance: driver -> wsrelay (splicing every payload) -> blind echo",
-            wsrelay_conformance::run_client_side_splicing(
-                &Echo::Blind,
-                &selection,
-                harness::Splicing::Threshold(0),
-            )
-            .await,
-        );
-        assert!(summary.ok > 200, "only {} cases passed", summary.ok);
-        assert_eq!(
-            summary.failed, 0,
-            "conformance failures: see target/conformance/blind-spliced/report.md"
         );
     });
 }

@@ -250,59 +250,6 @@ impl Forwarder {
         }
     }
 
-    /// Payload bytes of the data frame under way that may pass without being looked at: its
-    /// whole rest unless it is text being validated as UTF-8 or a client frame being re-masked
-    /// (both need every byte); 0 between frames. A caller may move that many bytes from socket
-    /// to socket without reading them (`splice(2)`) and report them with
-    /// [`skip_payload`](Forwarder::skip_payload).
-    pub fn unseen_payload(&self) -> u64 {
-        let Phase::Payload { remaining, .. } = self.phase else {
-            return 0;
-        };
-        let validating = matches!(self.message, Message::Open { validate: true, .. });
-        let remasking = self.remasks() && self.keys.all;
-        if validating || remasking {
-            0
-        } else {
-            remaining
-        }
-    }
-
-    /// Takes in `n` payload bytes of the frame under way that were forwarded without passing
-    /// through [`process`](Forwarder::process) (at most [`unseen_payload`](Forwarder::unseen_payload);
-    /// more is not taken). The step counts them as forwarded and consumed, and the message if
-    /// they end it; size limits were checked on the frame's header, so nothing else changes.
-    pub fn skip_payload(&mut self, n: usize) -> Step {
-        let Phase::Payload {
-            remaining,
-            offset,
-            mask,
-            fin,
-        } = self.phase
-        else {
-            return Step::default();
-        };
-        let take = (n as u64).min(self.unseen_payload());
-        // At most `n`, a usize.
-        let taken = take as usize;
-        let mut step = Step {
-            forward: taken,
-            consumed: taken,
-            ..Step::default()
-        };
-        if take == remaining {
-            if let Err(v) = self.end_data_frame(fin) {
-                // Not for unvalidated payloads; kept exact all the same.
-                return self.fail(step, None, taken, taken, v);
-            }
-            step.messages = u64::from(fin);
-        } else {
-            self.phase = payload_after(take, remaining, offset, mask, fin);
-        }
-        step.mid_frame = !self.at_frame_boundary();
-        step
-    }
-
     /// True once a close frame or a violation ended the stream.
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
@@ -609,7 +556,12 @@ impl Forwarder {
                         step.messages += u64::from(fin);
                         frame_start = None;
                     } else {
-                        self.phase = payload_after(take, remaining, offset, mask, fin);
+                        self.phase = Phase::Payload {
+                            remaining: remaining - take,
+                            offset: offset + take,
+                            mask,
+                            fin,
+                        };
                     }
                     if ONE {
                         break;
@@ -740,24 +692,6 @@ impl Forwarder {
         step.consumed = consumed.max(step.forward);
         step.event = Some(Event::Violation(v));
         step
-    }
-}
-
-/// A data frame's payload phase once `take` more of its `remaining` bytes (fewer than all)
-/// passed, from masking offset `offset`.
-#[inline(always)]
-fn payload_after(
-    take: u64,
-    remaining: u64,
-    offset: u64,
-    mask: Option<[u8; 4]>,
-    fin: bool,
-) -> Phase {
-    Phase::Payload {
-        remaining: remaining - take,
-        offset: offset + take,
-        mask,
-        fin,
     }
 }
 

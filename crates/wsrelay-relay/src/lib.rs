@@ -125,15 +125,12 @@ mod keep_alive;
 mod live;
 mod options;
 mod outcome;
-#[cfg(target_os = "linux")]
-mod pipes;
 mod pool;
 mod pump;
 pub mod rate;
 mod relay;
 mod remask;
 mod side;
-pub mod splice;
 
 pub use error::Violation;
 pub use forwarder::{Forwarder, ForwarderConfig};
@@ -144,4 +141,3 @@ pub use outcome::{CloseInfo, EndReason, RelayOutcome, Side, Traffic};
 pub use rate::{Budget, RateAction, RateLimit};
 pub use relay::{relay, Relay};
 pub use remask::Remask;
-pub use splice::SpliceSocket;

@@ -58,16 +58,6 @@ pub struct RelayOptions {
     pub client_rate_limit: Option<RateLimit>,
     /// The same for what the upstream sends; `None` (the default) for no limit.
     pub upstream_rate_limit: Option<RateLimit>,
-    /// Splice (Linux `splice(2)`: socket to pipe to socket, never through the buffer) the rest
-    /// of a frame's payload when at least this many bytes of it are left and nothing needs to
-    /// see them; `None` never splices. Applies only to relays built with
-    /// [`Relay::with_splice`](crate::Relay::with_splice) over plain TCP on both sides; see
-    /// [`splice`](crate::splice) for when a frame is spliced.
-    pub splice_threshold: Option<u32>,
-    /// Capacity asked of each splice pipe (`F_SETPIPE_SZ`), in bytes: the most one splice
-    /// moves. Pipes are per worker thread and only held while a payload is in flight. (Both
-    /// settings are `u32`: every relayed connection carries its options.)
-    pub splice_pipe_size: u32,
 }
 
 impl Default for RelayOptions {
@@ -87,8 +77,6 @@ impl Default for RelayOptions {
             remask: Remask::Auto,
             client_rate_limit: None,
             upstream_rate_limit: None,
-            splice_threshold: Some(crate::splice::DEFAULT_THRESHOLD),
-            splice_pipe_size: crate::splice::DEFAULT_PIPE_SIZE,
         }
     }
 }

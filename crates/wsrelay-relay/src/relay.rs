@@ -18,7 +18,6 @@ use crate::keep_alive::KeepAlive;
 use crate::live::LiveTraffic;
 use crate::pump::{Pump, PumpEvent};
 use crate::side::{PerSide, SIDES};
-use crate::splice::{sockets, Sockets, SpliceSocket};
 use crate::{CloseInfo, EndReason, RelayOptions, RelayOutcome, Side};
 
 /// Smallest buffer: a whole control frame must fit, with room for a following header.
@@ -45,8 +44,6 @@ pub struct Relay<C, U, H = NoHook> {
     deadline: Option<Box<DeadlineClose>>,
     /// Where the traffic so far is published once per wake-up, if anyone reads it.
     live: Option<Arc<LiveTraffic>>,
-    /// How to reach both streams' TCP sockets, when large payloads are spliced.
-    sockets: Option<Sockets<C, U>>,
 }
 
 /// A deadline set with [`Relay::close_at`].
@@ -108,7 +105,6 @@ where
             hook: NoHook,
             deadline: None,
             live: None,
-            sockets: None,
         }
     }
 }
@@ -144,7 +140,6 @@ where
             hook: _,
             deadline,
             live,
-            sockets,
         } = self;
         if H2::ENABLED {
             // "No limit" is bounded for aggregation, which holds whole messages in memory.
@@ -167,7 +162,6 @@ where
             hook,
             deadline,
             live,
-            sockets,
         }
     }
 
@@ -176,37 +170,6 @@ where
     /// `None` leaves the relay without (the gateway's case when metrics are off).
     pub fn with_live_traffic(mut self, live: impl Into<Option<Arc<LiveTraffic>>>) -> Self {
         self.live = live.into();
-        self
-    }
-
-    /// Splices the rest of large frame payloads from socket to socket (Linux `splice(2)`)
-    /// when both streams are plain TCP and [`RelayOptions::splice_threshold`] is set; a no-op
-    /// otherwise (TLS, other streams, other systems). See [`crate::splice`] for which frames.
-    ///
-    /// ```no_run
-    /// # async fn example(client: tokio::net::TcpStream, upstream: tokio::net::TcpStream) {
-    /// use wsrelay_relay::{Relay, RelayOptions};
-    /// let outcome = Relay::new(client, upstream, &RelayOptions::default())
-    ///     .with_splice()
-    ///     .run()
-    ///     .await;
-    /// # }
-    /// ```
-    pub fn with_splice(mut self) -> Self
-    where
-        C: SpliceSocket,
-        U: SpliceSocket,
-    {
-        let threshold = self.options.splice_threshold;
-        #[cfg(target_os = "linux")]
-        if let (Some(threshold), Some(_)) = (threshold, sockets(&self.client, &self.upstream)) {
-            self.sockets = Some(sockets::<C, U>);
-            for side in SIDES {
-                self.pumps[side]
-                    .enable_splice(threshold.into(), self.options.splice_pipe_size as usize);
-            }
-        }
-        let _ = threshold;
         self
     }
 
@@ -444,8 +407,6 @@ where
                 self.vanished(gone, Some(kind));
             }
             PumpEvent::RandomFailed(error) => self.random_failed(error),
-            // The relay's loop splices next: nothing to decide here.
-            PumpEvent::Spliceable => {}
         }
     }
 
@@ -558,10 +519,6 @@ where
     /// Moves frames and handles events until everything would block. Ready once settled.
     fn poll_relaying(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            if let Some((from, event)) = self.poll_splicing(cx) {
-                self.on_event(from, event);
-                continue;
-            }
             let relay = &mut self.relay;
             let c2u = relay.pumps[Side::Client].poll_io(
                 cx,
@@ -627,24 +584,6 @@ where
             }
         }
         false
-    }
-
-    /// Moves spliced payloads both ways, if the relay splices; an event either pump reported.
-    fn poll_splicing(&mut self, cx: &mut Context<'_>) -> Option<(Side, PumpEvent)> {
-        #[cfg(target_os = "linux")]
-        {
-            let relay = &mut self.relay;
-            let (client, upstream) = (relay.sockets?)(&relay.client, &relay.upstream)?;
-            let pumps = &mut relay.pumps;
-            if let Poll::Ready(event) = pumps[Side::Client].poll_splice(cx, client, upstream) {
-                return Some((Side::Client, event));
-            }
-            if let Poll::Ready(event) = pumps[Side::Upstream].poll_splice(cx, upstream, client) {
-                return Some((Side::Upstream, event));
-            }
-        }
-        let _ = cx;
-        None
     }
 
     /// Tracks activity; true when the idle timeout just fired and closing began.

@@ -151,8 +151,6 @@ fn tuning_keys_reach_the_relay_options_and_routes_override_defaults() {
             remask: Remask::Never,
             client_rate_limit: None,
             upstream_rate_limit: None,
-            splice_threshold: defaults::SPLICE.then_some(defaults::SPLICE_THRESHOLD),
-            splice_pipe_size: wsrelay_relay::splice::DEFAULT_PIPE_SIZE,
         }
     );
     assert_eq!(b.relay.remask, Remask::Always);

@@ -6,8 +6,6 @@
 mod hooked;
 mod own;
 mod rate;
-#[cfg(target_os = "linux")]
-mod splice;
 mod write;
 
 use std::io;
@@ -48,8 +46,6 @@ pub(crate) enum PumpEvent {
     /// No masking key could be drawn for a frame the hook path encodes towards the upstream;
     /// the source is no longer read and the connection ends (see [`wsrelay_codec::random`]).
     RandomFailed(RandomError),
-    /// The payload under way is to be spliced: the relay calls `poll_splice` next (Linux).
-    Spliceable,
 }
 
 /// A keep-alive ping on the wire: a masked 2-byte header and the 8-byte token.
@@ -129,9 +125,6 @@ pub(crate) struct Pump {
     pub(crate) active: bool,
     /// Set whenever bytes arrive from the source at all; the relay clears it for keep-alive.
     pub(crate) heard: bool,
-    /// Present when large payloads are spliced (boxed: most relays never splice).
-    #[cfg(target_os = "linux")]
-    splice: Option<Box<splice::Splice>>,
 }
 
 impl Pump {
@@ -156,8 +149,6 @@ impl Pump {
             traffic: Traffic::default(),
             active: false,
             heard: false,
-            #[cfg(target_os = "linux")]
-            splice: None,
         }
     }
 
@@ -225,11 +216,6 @@ impl Pump {
         }
         self.start = self.ready;
         self.unflushed = false;
-        #[cfg(target_os = "linux")]
-        if let Some(splice) = self.splice.as_deref_mut() {
-            // Bytes that can no longer be delivered: the pipe is closed, not pooled.
-            splice.discard_pipe();
-        }
     }
 
     /// Moves data: writes what is checked, reads more when there is room, until both would block
@@ -246,10 +232,6 @@ impl Pump {
         D: AsyncWrite + ?Sized,
         H: FrameHook,
     {
-        if self.pipe_queued() {
-            // Spliced bytes go first; `poll_splice` waits for the destination meanwhile.
-            return Poll::Pending;
-        }
         loop {
             let mut blocked_writing = false;
             match self.poll_write_side::<D, H>(cx, dst.as_mut()) {
@@ -288,20 +270,8 @@ impl Pump {
                 debug_assert!(blocked_writing || H::ENABLED || self.rate.is_some());
                 return Poll::Pending;
             }
-            let mut cap = self.capacity;
-            #[cfg(target_os = "linux")]
-            if self.splice.is_some() {
-                match self.splice_turn() {
-                    Some(true) => return Poll::Ready(PumpEvent::Spliceable),
-                    Some(false) => {
-                        self.release_if_empty();
-                        return Poll::Pending;
-                    }
-                    None => cap = self.read_cap(),
-                }
-            }
             let buf = self.buf.get_or_insert_with(|| pool::take(self.capacity));
-            let mut read_buf = ReadBuf::new(&mut buf[self.end..cap]);
+            let mut read_buf = ReadBuf::new(&mut buf[self.end..]);
             match src.as_mut().poll_read(cx, &mut read_buf) {
                 Poll::Ready(Ok(())) => {
                     let n = read_buf.filled().len();
@@ -313,10 +283,6 @@ impl Pump {
                     self.heard = true;
                     if let Some(event) = self.process(hook) {
                         return Poll::Ready(event);
-                    }
-                    #[cfg(target_os = "linux")]
-                    if cap < self.capacity {
-                        self.note_capped_read();
                     }
                 }
                 Poll::Ready(Err(e)) => {
@@ -439,27 +405,9 @@ impl Pump {
         }
     }
 
-    /// True while checked bytes (from the buffer, the hook's output or a splice pipe) wait to
-    /// be written.
+    /// True while checked bytes (from the buffer or the hook's output) wait to be written.
     fn queued(&self) -> bool {
-        self.start < self.ready
-            || self.hooked.as_deref().is_some_and(|h| !h.out.is_empty())
-            || self.pipe_queued()
-    }
-
-    /// True while spliced bytes sit in the pipe: output queued like the buffer's.
-    #[inline]
-    fn pipe_queued(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        {
-            self.splice
-                .as_deref()
-                .is_some_and(splice::Splice::holds_bytes)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            false
-        }
+        self.start < self.ready || self.hooked.as_deref().is_some_and(|h| !h.out.is_empty())
     }
 
     /// True once nothing of the source is forwarded any more: it is read only for its close.
