@@ -263,9 +263,14 @@ where
             .with_shutdown(crate::drain::closing(
                 stop.clone(),
                 config.winding_down.drain_window,
-                ending,
-                (listening.generations.clone())
-                    .map(|g| crate::drain::orphaned(g, ready.route.clone(), ready.backend.clone())),
+                ending.map(crate::drain::signal),
+                (listening.generations.clone()).map(|g| {
+                    crate::drain::signal(crate::drain::orphaned(
+                        g,
+                        ready.route.clone(),
+                        ready.backend.clone(),
+                    ))
+                }),
             ))
             .close_at(ready.close_at, code::POLICY_VIOLATION, crate::auth::EXPIRED)
             .with_live_traffic(live)
