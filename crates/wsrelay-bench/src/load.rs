@@ -11,19 +11,17 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use wsrelay::codec::{
     apply_mask, random::masking_key, write_frame, FrameHeader, OpCode, Parse, ParseConfig, Role,
     MAX_HEADER_LEN,
 };
-use wsrelay::handshake::{Limits, UpgradeRequest, UpstreamResponse, WsUri};
-use wsrelay::head::{read_head, HeadError};
+use wsrelay::handshake::WsUri;
 
-use bytes::Bytes;
-use http_body_util::Empty;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
+
+use crate::connect::{connect, connect_http2, http2_client, within, Opened, CONNECT_LIMIT};
 
 /// Hard bounds, so no run can go on without end.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
@@ -355,20 +353,6 @@ pub async fn run_sampled<T>(
     Ok((report, before, after))
 }
 
-/// Longest wait for one connection (or HTTP/2 stream) to open: a system that neither accepts
-/// nor refuses (a full stream limit, a stalled handshake) fails it instead of holding the run.
-const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-
-/// `opening`, failed if not done within `limit`.
-async fn within<T>(
-    limit: Duration,
-    opening: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    tokio::time::timeout(limit, opening)
-        .await
-        .unwrap_or_else(|_| Err(format!("not open within {limit:?}")))
-}
-
 /// The read buffer of a connection for messages of `size` bytes: 256 KiB for large messages,
 /// 16 KiB for small ones (ample for a few in flight, and 9,900 connections stay cheap).
 fn read_buffer_len(size: usize) -> usize {
@@ -392,83 +376,6 @@ enum Held {
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))
-}
-
-/// Opens a connection and completes the WebSocket handshake; returns bytes read past it.
-pub async fn connect(addr: SocketAddr, url: &WsUri) -> Result<(TcpStream, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    let request = UpgradeRequest::new(url).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    request.encode(&mut out);
-    stream.write_all(&out).await.map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let parse = |b: &[u8]| request.parse_response(b, &Limits::default());
-    match read_head(&mut stream, &mut buf, parse).await {
-        Ok((UpstreamResponse::Accepted { .. }, consumed)) => Ok((stream, buf.split_off(consumed))),
-        Ok((UpstreamResponse::Refused { status, .. }, _)) => {
-            Err(format!("upgrade refused with {status}"))
-        }
-        Err(HeadError::Closed) => Err("closed during the handshake".into()),
-        Err(HeadError::Io(e)) => Err(e.to_string()),
-        Err(HeadError::Parse(e)) => Err(e.to_string()),
-    }
-}
-
-/// A WebSocket the load runs on: its own TCP connection (with bytes read past the 101), or a
-/// stream of the run's one HTTP/2 connection.
-enum Opened {
-    Tcp(TcpStream, Vec<u8>),
-    Http2(TokioIo<Upgraded>),
-}
-
-/// One HTTP/2 connection with prior knowledge to `addr`; its driver runs as a task.
-async fn http2_client(addr: SocketAddr) -> Result<Http2Sender, String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-/// The request side of the run's HTTP/2 connection.
-type Http2Sender = hyper::client::conn::http2::SendRequest<Empty<Bytes>>;
-
-/// Opens a WebSocket as an extended CONNECT stream (RFC 8441) on `client`.
-async fn connect_http2(client: &mut Http2Sender, url: &WsUri) -> Result<TokioIo<Upgraded>, String> {
-    // The server's SETTINGS (which enable extended CONNECT) may trail the handshake: a few
-    // tries, 20 ms apart, before the first stream.
-    let mut tries = 0;
-    loop {
-        let mut request = hyper::Request::builder()
-            .method(hyper::Method::CONNECT)
-            .uri(format!("http://{}{}", url.authority(), url.path_and_query))
-            .header("sec-websocket-version", "13")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        request
-            .extensions_mut()
-            .insert(hyper::ext::Protocol::from_static("websocket"));
-        client.ready().await.map_err(|e| e.to_string())?;
-        match client.send_request(request).await {
-            Ok(response) if response.status() == hyper::StatusCode::OK => {
-                let upgraded = hyper::upgrade::on(response)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(TokioIo::new(upgraded));
-            }
-            Ok(response) => return Err(format!("CONNECT refused with {}", response.status())),
-            Err(e) if tries < 10 => {
-                tries += 1;
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => return Err(format!("CONNECT failed: {e}")),
-        }
-    }
 }
 
 /// Sends messages until the deadline (or message count); returns how many were sent and the

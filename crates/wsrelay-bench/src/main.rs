@@ -2,6 +2,7 @@
 //! a runner that measures them all side by side in one run. Loopback only, bounded in time.
 
 mod compare;
+mod connect;
 mod cpu;
 mod flame;
 mod load;

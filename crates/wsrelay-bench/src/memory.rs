@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsrelay::handshake::WsUri;
 
-use crate::load;
+use crate::connect;
 
 /// Bytes written per write while streaming the big frame.
 const CHUNK: usize = 1 << 20;
@@ -49,7 +49,7 @@ pub async fn big_frame(url: &WsUri, size: u64, limit: Duration) -> BigFrame {
 
 async fn big_frame_inner(url: &WsUri, size: u64) -> Result<(), String> {
     let addr = resolve(url)?;
-    let (stream, leftover) = load::connect(addr, url).await?;
+    let (stream, leftover) = connect::connect(addr, url).await?;
     let (mut read, mut write) = stream.into_split();
     let writer = tokio::spawn(async move {
         // Binary, FIN, masked with the all-zero key (valid, and the payload needs no XOR).
@@ -143,7 +143,8 @@ pub async fn open_idle(url: &WsUri, count: usize) -> Result<Vec<TcpStream>, Stri
     let batch = 100;
     while streams.len() < count {
         let n = batch.min(count - streams.len());
-        let opened = futures_util::future::join_all((0..n).map(|_| load::connect(addr, url))).await;
+        let opened =
+            futures_util::future::join_all((0..n).map(|_| connect::connect(addr, url))).await;
         for result in opened {
             let (stream, _) =
                 result.map_err(|e| format!("connection {}: {e}", streams.len() + 1))?;
